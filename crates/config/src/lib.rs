@@ -1,0 +1,21 @@
+//! Node and policy settings of mxgate, in two levels.
+//!
+//! The *raw* level ([`raw`]) is what the TOML files say: serde structures that
+//! refuse unknown keys and fill documented defaults. The *validated* level
+//! ([`node::NodeConfig`], [`policy::Policy`]) is what the rest of the code sees:
+//! parsed addresses, checked ranges, resolved references. Validation collects
+//! every problem at once ([`Errors`]), each naming the file, the key and what
+//! would be valid, so an operator fixes a file in one pass and nothing is
+//! applied half-way.
+
+mod error;
+pub mod node;
+pub mod policy;
+pub mod raw;
+
+pub use error::{ConfigError, Errors};
+pub use node::NodeConfig;
+pub use policy::{
+    Balance, CheckSettings, Limits, Listener, ListenerMode, Policy, Pool, ProxyVersion, Server,
+    ServerState,
+};

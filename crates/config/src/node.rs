@@ -1,0 +1,117 @@
+//! Validated node settings (`NODE.toml`).
+
+use crate::raw::NodeFile;
+use crate::Errors;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Settings local to one box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Unique name within the pair.
+    pub name: String,
+    /// Store, keys and certificates live here.
+    pub data_dir: PathBuf,
+    /// Grace period for open sessions on shutdown.
+    pub shutdown_grace: Duration,
+    /// Default log filter.
+    pub log: String,
+    /// JSON API listener (loopback only until authentication exists).
+    pub web_listen: Option<SocketAddr>,
+    /// `/metrics` and `/healthz` listener.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl NodeConfig {
+    /// Reads and validates a node file.
+    ///
+    /// # Errors
+    /// Every problem found, each naming `path` and the key or line.
+    pub fn load(path: &Path) -> Result<NodeConfig, Errors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let mut errors = Errors::default();
+            errors.push("file", format!("cannot read: {e}"));
+            errors.in_file(path)
+        })?;
+        Self::parse(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and validates node TOML text.
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn parse(text: &str) -> Result<NodeConfig, Errors> {
+        let raw: NodeFile = toml::from_str(text).map_err(|e| Errors::from_toml(text, &e))?;
+        Self::validate(raw)
+    }
+
+    /// Validates the raw form.
+    ///
+    /// # Errors
+    /// Every problem found.
+    pub fn validate(raw: NodeFile) -> Result<NodeConfig, Errors> {
+        let mut errors = Errors::default();
+        crate::policy::check_name(&mut errors, "name", &raw.name);
+        if raw.data_dir.as_os_str().is_empty() {
+            errors.push("data_dir", "must be a directory path");
+        }
+        if raw.shutdown_grace_ms > 3_600_000 {
+            errors.push("shutdown_grace_ms", "must be 0..3600000 (one hour)");
+        }
+        let web_listen = raw
+            .web
+            .as_ref()
+            .and_then(|w| crate::policy::parse_addr(&mut errors, "web.listen", &w.listen));
+        if let Some(addr) = web_listen {
+            if !addr.ip().is_loopback() {
+                errors.push(
+                    "web.listen",
+                    "must be a loopback address (127.0.0.1:PORT or [::1]:PORT): the API has no \
+                     authentication in this version",
+                );
+            }
+        }
+        let metrics_listen = raw
+            .metrics
+            .as_ref()
+            .and_then(|m| crate::policy::parse_addr(&mut errors, "metrics.listen", &m.listen));
+        errors.into_result(NodeConfig {
+            name: raw.name,
+            data_dir: raw.data_dir,
+            shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms),
+            log: raw.log,
+            web_listen,
+            metrics_listen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_node_gets_defaults() {
+        let n = NodeConfig::parse("name = \"gw-a\"\ndata_dir = \"/data\"\n").unwrap();
+        assert_eq!(n.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(n.metrics_listen, None);
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let err = NodeConfig::parse("name = \"a\"\ndata_dir = \"/d\"\nfoo = 1\n").unwrap_err();
+        assert_eq!(err.0[0].key, "line 3");
+        assert!(err.0[0].message.contains("foo"), "{err}");
+    }
+
+    #[test]
+    fn web_must_be_loopback() {
+        let err = NodeConfig::parse(
+            "name = \"a\"\ndata_dir = \"/d\"\n[web]\nlisten = \"0.0.0.0:443\"\n[metrics]\nlisten = \"x\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["web.listen", "metrics.listen"]);
+    }
+}

@@ -1,0 +1,299 @@
+//! The raw level: what the TOML files say, with unknown keys refused and
+//! documented defaults filled in. Serialising a raw value writes every key
+//! explicitly, which makes `policy export` round-trip exact.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `NODE.toml`: settings local to one box, never synced.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// Unique name of this box within the pair.
+    pub name: String,
+    /// Directory of the SQLite store, keys and certificates.
+    pub data_dir: PathBuf,
+    /// How long a stopping service lets open sessions finish.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    /// Default log filter (`error`, `warn`, `info`, `debug`, `trace`, or a
+    /// tracing directive); `RUST_LOG` overrides it.
+    #[serde(default = "default_log")]
+    pub log: String,
+    /// The web UI / JSON API listener.
+    pub web: Option<ListenSection>,
+    /// The plain-HTTP `/metrics` and `/healthz` listener.
+    pub metrics: Option<ListenSection>,
+}
+
+/// A section holding one `listen` address.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// `IP:port` to listen on.
+    pub listen: String,
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    30_000
+}
+fn default_log() -> String {
+    "info".to_string()
+}
+
+/// `POLICY.toml`: the shared settings, kept in the store and synced.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Gateway-wide limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Domains the gateway accepts mail for.
+    #[serde(default)]
+    pub relay: RelaySection,
+    /// Backend pools.
+    #[serde(default)]
+    pub pool: Vec<PoolSection>,
+    /// Listeners.
+    #[serde(default)]
+    pub listener: Vec<ListenerSection>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Connections open at once over all listeners; beyond it a client gets
+    /// `421 4.3.2`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    20_000
+}
+
+/// `[relay]`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// Recipient domains accepted in smtp mode.
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+/// Backend selection algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    /// Weighted round robin (smooth, nginx style).
+    #[default]
+    Roundrobin,
+    /// Fewest active sessions relative to weight.
+    Leastconn,
+    /// Hash of the client address: the same client goes to the same server.
+    Source,
+    /// The first usable server in file order.
+    First,
+}
+
+/// `[[pool]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    /// Name listeners refer to.
+    pub name: String,
+    /// Selection algorithm.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Health check settings.
+    #[serde(default)]
+    pub check: CheckSection,
+    /// Ramp a recovered server's weight up over this time; 0 = off.
+    #[serde(default)]
+    pub slow_start_ms: u64,
+    /// Give up a backend connect attempt after this long and try the next.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long a session may wait for a free slot when every server is at
+    /// `max_conn`.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// Sessions that may wait at once; beyond it they get `421` at once.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: u32,
+    /// The servers.
+    #[serde(default)]
+    pub server: Vec<ServerSection>,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_queue_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_queue() -> u32 {
+    1_000
+}
+
+/// `[pool.check]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSection {
+    /// Time between checks of one server.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// A check not finished in this time failed.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Consecutive failures that take an up server down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Consecutive successes that bring a down server up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Also run STARTTLS and a TLS handshake, recording certificate expiry.
+    #[serde(default)]
+    pub starttls: bool,
+    /// The name the check sends in EHLO.
+    #[serde(default = "default_ehlo")]
+    pub ehlo: String,
+}
+
+impl Default for CheckSection {
+    fn default() -> Self {
+        CheckSection {
+            interval_ms: default_interval_ms(),
+            timeout_ms: default_timeout_ms(),
+            fall: default_fall(),
+            rise: default_rise(),
+            starttls: false,
+            ehlo: default_ehlo(),
+        }
+    }
+}
+
+fn default_interval_ms() -> u64 {
+    2_000
+}
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_ehlo() -> String {
+    "mxgate.localdomain".to_string()
+}
+
+/// Administrative state of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    /// Takes sessions when healthy.
+    #[default]
+    Ready,
+    /// Finishes its sessions, takes no new ones.
+    Drain,
+    /// Out of service; no checks, no sessions.
+    Maint,
+}
+
+/// `[[pool.server]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Name, unique in its pool.
+    pub name: String,
+    /// `IP:port` of the backend MTA.
+    pub address: String,
+    /// Relative share of sessions, 0..256 (0 = only when no other is usable).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Sessions open at once on this server; 0 = no cap.
+    #[serde(default)]
+    pub max_conn: u32,
+    /// Administrative state.
+    #[serde(default)]
+    pub state: ServerState,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// How a listener handles a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerMode {
+    /// Layer 4: splice bytes to a backend (STARTTLS end to end).
+    #[default]
+    L4,
+    /// mxgate speaks SMTP itself and relays each transaction.
+    Smtp,
+}
+
+/// PROXY protocol version sent to backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyVersion {
+    /// No header.
+    #[default]
+    None,
+    /// Text header.
+    V1,
+    /// Binary header.
+    V2,
+}
+
+/// `[[listener]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// Name in logs and metrics.
+    pub name: String,
+    /// `IP:port` to accept on.
+    pub bind: String,
+    /// `l4` or `smtp`.
+    #[serde(default)]
+    pub mode: ListenerMode,
+    /// The pool sessions go to.
+    pub pool: String,
+    /// PROXY header sent to the backend.
+    #[serde(default)]
+    pub send_proxy: ProxyVersion,
+    /// Read a PROXY v1/v2 header from a trusted upstream first.
+    #[serde(default)]
+    pub accept_proxy: bool,
+    /// Networks allowed to send that header; anyone else is refused.
+    #[serde(default)]
+    pub proxy_trusted: Vec<String>,
+    /// Time allowed for the upstream's PROXY header.
+    #[serde(default = "default_proxy_timeout_ms")]
+    pub proxy_timeout_ms: u64,
+    /// Close a session with no traffic either way for this long.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connections open at once on this listener; 0 = only the global limit.
+    #[serde(default)]
+    pub max_connections: u32,
+}
+
+fn default_proxy_timeout_ms() -> u64 {
+    3_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    300_000
+}

@@ -1,0 +1,126 @@
+//! Policy parsing, validation errors and the export round trip.
+
+use mxgate_config::{Balance, Policy, ServerState};
+use std::time::Duration;
+
+const TWO_SERVERS: &str = r#"
+[relay]
+domains = ["Example.COM."]
+
+[[pool]]
+name = "mta"
+balance = "leastconn"
+check = { interval_ms = 1000, timeout_ms = 2000, fall = 3, rise = 2, starttls = false }
+
+[[pool.server]]
+name = "mta1"
+address = "10.0.0.11:25"
+weight = 3
+max_conn = 500
+
+[[pool.server]]
+name = "mta2"
+address = "[2001:db8::12]:25"
+state = "drain"
+
+[[listener]]
+name = "mx"
+bind = "0.0.0.0:25"
+pool = "mta"
+send_proxy = "v2"
+accept_proxy = true
+proxy_trusted = ["127.0.0.1/32", "10.1.0.0/16"]
+"#;
+
+#[test]
+fn parses_and_fills_defaults() {
+    let p = Policy::parse(TWO_SERVERS).unwrap();
+    assert_eq!(p.relay_domains, ["example.com"]);
+    let pool = &p.pools[0];
+    assert_eq!(pool.balance, Balance::Leastconn);
+    assert_eq!(pool.check.interval, Duration::from_secs(1));
+    assert_eq!(pool.connect_timeout, Duration::from_secs(5));
+    assert_eq!(pool.servers[0].weight, 3);
+    assert_eq!(pool.servers[1].weight, 1);
+    assert_eq!(pool.servers[1].state, ServerState::Drain);
+    assert_eq!(p.listeners[0].idle_timeout, Duration::from_secs(300));
+    assert_eq!(p.limits.max_connections, 20_000);
+}
+
+#[test]
+fn export_round_trips_exactly() {
+    let p = Policy::parse(TWO_SERVERS).unwrap();
+    let exported = p.to_toml();
+    let again = Policy::parse(&exported).unwrap();
+    assert_eq!(p, again);
+    assert_eq!(exported, again.to_toml());
+}
+
+#[test]
+fn empty_policy_is_valid() {
+    let p = Policy::parse("").unwrap();
+    assert!(p.pools.is_empty());
+    assert_eq!(Policy::parse(&p.to_toml()).unwrap(), p);
+}
+
+#[test]
+fn every_error_is_reported_with_its_key() {
+    let text = r#"
+[relay]
+domains = ["not a domain"]
+[[pool]]
+name = "mta"
+check = { fall = 0 }
+[[pool.server]]
+name = "a"
+address = "10.0.0.1"
+weight = 300
+[[pool.server]]
+name = "a"
+address = "10.0.0.2:25"
+[[listener]]
+name = "mx"
+bind = "0.0.0.0:25"
+pool = "nope"
+accept_proxy = true
+[[listener]]
+name = "mx2"
+bind = "0.0.0.0:26"
+pool = "mta"
+proxy_trusted = ["10.0.0.1/8"]
+"#;
+    let err = Policy::parse(text).unwrap_err();
+    let keys: Vec<&str> = err.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "relay.domains[0]",
+            "pool[mta].check.fall",
+            "pool[mta].server[a].weight",
+            "pool[mta].server[a].address",
+            "pool[mta].server[a].name",
+            "listener[mx].pool",
+            "listener[mx].proxy_trusted",
+            "listener[mx2].proxy_trusted[0]",
+        ],
+        "{err}"
+    );
+    assert!(err.to_string().contains("must be 0..256"), "{err}");
+}
+
+#[test]
+fn syntax_and_unknown_keys_name_the_line() {
+    let err = Policy::parse("[[pool]]\nname = \"a\"\nbalanse = \"first\"\n").unwrap_err();
+    assert_eq!(err.0[0].key, "line 3", "{err}");
+    assert!(err.0[0].message.contains("balanse"), "{err}");
+    let err = Policy::parse("[[pool]]\nname = \"a\"\nbalance = \"random\"\n").unwrap_err();
+    assert_eq!(err.0[0].key, "line 3", "{err}");
+    assert!(err.0[0].message.contains("roundrobin"), "{err}");
+}
+
+#[test]
+fn smtp_mode_is_refused_until_it_exists() {
+    let text = "[[pool]]\nname = \"p\"\n[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:25\"\npool = \"p\"\nmode = \"smtp\"\n";
+    let err = Policy::parse(text).unwrap_err();
+    assert_eq!(err.0[0].key, "listener[l].mode");
+}
