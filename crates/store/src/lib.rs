@@ -1,0 +1,39 @@
+//! The policy store of mxgate: the single source of truth for the shared
+//! policy, in SQLite (WAL) at `<data_dir>/mxgate.db`.
+//!
+//! - [`Store::open`] creates the directory, opens the database and applies
+//!   the [migrations](SCHEMA_VERSION); a database from a newer mxgate is
+//!   refused ([`StoreError::SchemaTooNew`]).
+//! - [`Store::policy`] reads the typed tables back into a raw policy and
+//!   validates it with [`mxgate_config::Policy::validate`], so validation
+//!   lives in one place and a hand-edited database is reported, not trusted.
+//! - [`Store::replace_policy`] (import) and the single-row edits
+//!   ([`Store::set_server_state`], [`Store::upsert_server`],
+//!   [`Store::remove_server`]) each run in one transaction and validate the
+//!   result before committing.
+//! - [`Store::subscribe`] hands out a `watch` receiver of `Arc<Policy>`;
+//!   commits through the store publish at once, commits by another process
+//!   are picked up by [`Store::refresh`] / [`Store::spawn_watcher`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), mxgate_store::StoreError> {
+//! use mxgate_store::Store;
+//! let store = Store::open(std::path::Path::new("/data/mxgate"))?;
+//! let policy = store.policy()?;
+//! println!("{}", policy.to_toml());
+//! # Ok(())
+//! # }
+//! ```
+
+mod edit;
+mod error;
+mod rows;
+mod schema;
+mod store;
+
+pub use error::StoreError;
+pub use schema::SCHEMA_VERSION;
+pub use store::{Store, DB_FILE};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! Schema and migrations: an ordered list of SQL scripts, the applied version
+//! kept in `schema_version`, each script applied in its own transaction.
+//!
+//! Rules for adding a migration: append a script to [`MIGRATIONS`] (never edit
+//! or reorder a shipped one); keep rows keyed by natural keys (names, domains)
+//! so per-row change stamps and peer sync can address them; keep CHECK
+//! constraints loose enough that a later release can relax validation without
+//! rebuilding a table.
+
+use crate::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+use tracing::info;
+
+/// Version 1: pools, servers, listeners, relay domains and settings.
+///
+/// `position` keeps file order so that export reproduces the file exactly.
+/// Tables are STRICT so a hand edit cannot store text in an integer column.
+const V1: &str = r#"
+CREATE TABLE pools (
+    name               TEXT    NOT NULL PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    balance            TEXT    NOT NULL CHECK (balance IN ('roundrobin', 'leastconn', 'source', 'first')),
+    check_interval_ms  INTEGER NOT NULL CHECK (check_interval_ms > 0),
+    check_timeout_ms   INTEGER NOT NULL CHECK (check_timeout_ms > 0),
+    check_fall         INTEGER NOT NULL CHECK (check_fall BETWEEN 1 AND 4294967295),
+    check_rise         INTEGER NOT NULL CHECK (check_rise BETWEEN 1 AND 4294967295),
+    check_starttls     INTEGER NOT NULL CHECK (check_starttls IN (0, 1)),
+    check_ehlo         TEXT    NOT NULL CHECK (length(check_ehlo) BETWEEN 1 AND 255),
+    slow_start_ms      INTEGER NOT NULL CHECK (slow_start_ms >= 0),
+    connect_timeout_ms INTEGER NOT NULL CHECK (connect_timeout_ms > 0),
+    queue_timeout_ms   INTEGER NOT NULL CHECK (queue_timeout_ms >= 0),
+    max_queue          INTEGER NOT NULL CHECK (max_queue BETWEEN 0 AND 4294967295),
+    position           INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE servers (
+    pool     TEXT    NOT NULL REFERENCES pools (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    name     TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    address  TEXT    NOT NULL CHECK (length(address) > 0),
+    weight   INTEGER NOT NULL CHECK (weight BETWEEN 0 AND 256),
+    max_conn INTEGER NOT NULL CHECK (max_conn BETWEEN 0 AND 4294967295),
+    state    TEXT    NOT NULL CHECK (state IN ('ready', 'drain', 'maint')),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (pool, name)
+) STRICT;
+
+CREATE TABLE listeners (
+    name             TEXT    NOT NULL PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    bind             TEXT    NOT NULL UNIQUE CHECK (length(bind) > 0),
+    mode             TEXT    NOT NULL CHECK (mode IN ('l4', 'smtp')),
+    pool             TEXT    NOT NULL REFERENCES pools (name) ON UPDATE CASCADE,
+    send_proxy       TEXT    NOT NULL CHECK (send_proxy IN ('none', 'v1', 'v2')),
+    accept_proxy     INTEGER NOT NULL CHECK (accept_proxy IN (0, 1)),
+    -- comma-separated networks, '' for none
+    proxy_trusted    TEXT    NOT NULL DEFAULT '',
+    proxy_timeout_ms INTEGER NOT NULL CHECK (proxy_timeout_ms >= 0),
+    idle_timeout_ms  INTEGER NOT NULL CHECK (idle_timeout_ms >= 0),
+    max_connections  INTEGER NOT NULL CHECK (max_connections BETWEEN 0 AND 4294967295),
+    position         INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX listeners_pool ON listeners (pool);
+
+CREATE TABLE relay_domains (
+    domain   TEXT    NOT NULL PRIMARY KEY CHECK (length(domain) BETWEEN 1 AND 254),
+    position INTEGER NOT NULL
+) STRICT;
+
+-- scalar settings by dotted key: `limits.max_connections`
+CREATE TABLE settings (
+    key   TEXT NOT NULL PRIMARY KEY CHECK (length(key) > 0),
+    value TEXT NOT NULL
+) STRICT;
+"#;
+
+/// Every migration in order; `MIGRATIONS[i]` takes the schema from version
+/// `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The newest schema version this binary knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per step.
+///
+/// Safe against another process migrating at the same time: each step takes
+/// the write lock first (`BEGIN IMMEDIATE`) and re-reads the version inside it.
+///
+/// # Errors
+/// [`StoreError::SchemaTooNew`] when the database is newer than this binary;
+/// [`StoreError::Sqlite`] when a script fails (that step is rolled back).
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = version(&tx)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let next = found + 1;
+        let index = usize::try_from(found).map_err(|_| {
+            // A negative version is a hand edit; refuse rather than guess.
+            rusqlite::Error::IntegralValueOutOfRange(0, found)
+        })?;
+        tx.execute_batch(MIGRATIONS[index])?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [next])?;
+        tx.commit()?;
+        info!(version = next, "store schema migrated");
+    }
+}
+
+/// The applied schema version (0 for a new database).
+pub(crate) fn version(conn: &Connection) -> Result<i64, StoreError> {
+    let v: Option<i64> =
+        conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))?;
+    Ok(v.unwrap_or(0))
+}
