@@ -79,6 +79,11 @@ pub struct CheckSettings {
     pub starttls: bool,
     /// EHLO name of the check.
     pub ehlo: String,
+    /// `check.send_proxy` as configured (`None`: follow the listeners).
+    pub send_proxy: Option<ProxyVersion>,
+    /// The PROXY header the check actually sends: `send_proxy`, or else the
+    /// one the listeners using this pool send.
+    pub proxy: ProxyVersion,
 }
 
 /// A backend server.
@@ -162,6 +167,8 @@ impl Policy {
         let pools = validate_pools(&mut errors, &raw.pool);
         let pool_names: HashSet<&str> = pools.iter().map(|p| p.name.as_str()).collect();
         let listeners = validate_listeners(&mut errors, &raw.listener, &pool_names);
+        let mut pools = pools;
+        resolve_check_proxy(&mut errors, &mut pools, &listeners);
         errors.into_result(Policy {
             limits: Limits {
                 max_connections: raw.limits.max_connections,
@@ -204,6 +211,7 @@ impl Pool {
                 rise: self.check.rise,
                 starttls: self.check.starttls,
                 ehlo: self.check.ehlo.clone(),
+                send_proxy: self.check.send_proxy,
             },
             slow_start_ms: ms(self.slow_start),
             connect_timeout_ms: ms(self.connect_timeout),
@@ -360,6 +368,8 @@ fn validate_pools(errors: &mut Errors, raw: &[PoolSection]) -> Vec<Pool> {
             rise: c.rise,
             starttls: c.starttls,
             ehlo: c.ehlo.clone(),
+            send_proxy: c.send_proxy,
+            proxy: c.send_proxy.unwrap_or_default(),
         };
         for (what, v) in [("fall", c.fall), ("rise", c.rise)] {
             if !(1..=100).contains(&v) {
@@ -528,6 +538,31 @@ fn validate_listeners(
         }
     }
     listeners
+}
+
+/// Gives each pool's check the PROXY header its listeners send, unless the
+/// pool says otherwise. Listeners that send different headers to one pool are
+/// an error: a backend accepts one kind only.
+fn resolve_check_proxy(errors: &mut Errors, pools: &mut [Pool], listeners: &[Listener]) {
+    for pool in pools {
+        let mut users = listeners.iter().filter(|l| l.pool == pool.name);
+        let Some(first) = users.next() else {
+            continue;
+        };
+        if let Some(other) = users.find(|l| l.send_proxy != first.send_proxy) {
+            errors.push(
+                format!("listener[{}].send_proxy", other.name),
+                format!(
+                    "differs from listener {:?} ({:?}) though both use pool {:?}: a backend \
+                     accepts one kind of PROXY header only",
+                    first.name, first.send_proxy, pool.name
+                ),
+            );
+        }
+        if pool.check.send_proxy.is_none() {
+            pool.check.proxy = first.send_proxy;
+        }
+    }
 }
 
 /// Parses a network (`192.0.2.0/24`) or a single address (taken as /32 or /128).

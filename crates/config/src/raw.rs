@@ -167,6 +167,11 @@ pub struct CheckSection {
     /// The name the check sends in EHLO.
     #[serde(default = "default_ehlo")]
     pub ehlo: String,
+    /// PROXY header the check sends first (v2: a LOCAL command; v1: the
+    /// check connection's own addresses). Absent: the same as the listeners
+    /// that use the pool, so a backend that requires the header passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 impl Default for CheckSection {
@@ -178,6 +183,7 @@ impl Default for CheckSection {
             rise: default_rise(),
             starttls: false,
             ehlo: default_ehlo(),
+            send_proxy: None,
         }
     }
 }

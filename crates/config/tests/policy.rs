@@ -124,3 +124,32 @@ fn smtp_mode_is_refused_until_it_exists() {
     let err = Policy::parse(text).unwrap_err();
     assert_eq!(err.0[0].key, "listener[l].mode");
 }
+
+#[test]
+fn checks_follow_the_listeners_proxy_header_unless_told() {
+    use mxgate_config::ProxyVersion;
+    let base = "[[pool]]\nname = \"p\"\n[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:25\"\npool = \"p\"\nsend_proxy = \"v2\"\n";
+    let p = Policy::parse(base).unwrap();
+    assert_eq!(p.pools[0].check.proxy, ProxyVersion::V2);
+    assert_eq!(p.pools[0].check.send_proxy, None);
+    let exported = p.to_toml();
+    assert!(
+        !exported.contains("send_proxy = \"v2\"\n\n[[pool"),
+        "{exported}"
+    );
+    assert_eq!(Policy::parse(&exported).unwrap(), p);
+
+    let told = base.replace(
+        "name = \"p\"\n",
+        "name = \"p\"\ncheck = { send_proxy = \"none\" }\n",
+    );
+    assert_eq!(
+        Policy::parse(&told).unwrap().pools[0].check.proxy,
+        ProxyVersion::None
+    );
+
+    let mixed =
+        format!("{base}[[listener]]\nname = \"b\"\nbind = \"127.0.0.1:26\"\npool = \"p\"\n");
+    let err = Policy::parse(&mixed).unwrap_err();
+    assert_eq!(err.0[0].key, "listener[b].send_proxy", "{err}");
+}

@@ -59,7 +59,7 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
     let mut stmt = conn.prepare(
         "SELECT name, balance, check_interval_ms, check_timeout_ms, check_fall, check_rise,
                 check_starttls, check_ehlo, slow_start_ms, connect_timeout_ms,
-                queue_timeout_ms, max_queue
+                queue_timeout_ms, max_queue, check_send_proxy
          FROM pools ORDER BY position, name",
     )?;
     let mut rows = stmt.query([])?;
@@ -75,6 +75,12 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
             rise: to_u32(errors, &key, "check.rise", row.get(5)?),
             starttls: to_bool(errors, &key, "check.starttls", row.get(6)?),
             ehlo: row.get(7)?,
+            send_proxy: row.get::<_, Option<String>>(12)?.map(|text| {
+                parse_proxy(&text).unwrap_or_else(|| {
+                    bad_text(errors, &key, "check.send_proxy", &text, PROXIES);
+                    ProxyVersion::default()
+                })
+            }),
         };
         let pool = PoolSection {
             balance: parse_balance(&balance).unwrap_or_else(|| {
@@ -190,8 +196,8 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
         conn.execute(
             "INSERT INTO pools (name, balance, check_interval_ms, check_timeout_ms, check_fall,
                  check_rise, check_starttls, check_ehlo, slow_start_ms, connect_timeout_ms,
-                 queue_timeout_ms, max_queue, position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 queue_timeout_ms, max_queue, position, check_send_proxy)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 p.name,
                 balance_text(p.balance),
@@ -205,7 +211,8 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
                 p.connect_timeout_ms,
                 p.queue_timeout_ms,
                 p.max_queue,
-                i
+                i,
+                c.send_proxy.map(proxy_text)
             ],
         )?;
         for (j, s) in p.server.iter().enumerate() {

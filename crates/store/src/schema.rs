@@ -25,6 +25,7 @@ CREATE TABLE pools (
     check_rise         INTEGER NOT NULL CHECK (check_rise BETWEEN 1 AND 4294967295),
     check_starttls     INTEGER NOT NULL CHECK (check_starttls IN (0, 1)),
     check_ehlo         TEXT    NOT NULL CHECK (length(check_ehlo) BETWEEN 1 AND 255),
+    check_send_proxy   TEXT             CHECK (check_send_proxy IN ('none', 'v1', 'v2')),
     slow_start_ms      INTEGER NOT NULL CHECK (slow_start_ms >= 0),
     connect_timeout_ms INTEGER NOT NULL CHECK (connect_timeout_ms > 0),
     queue_timeout_ms   INTEGER NOT NULL CHECK (queue_timeout_ms >= 0),

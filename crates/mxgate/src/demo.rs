@@ -1,0 +1,194 @@
+//! `mxgate demo` (the embedded default: a gateway balancing over two built-in
+//! sink MTAs on loopback, nothing to install) and `mxgate sink`.
+
+use crate::service::{open_store, Service};
+use crate::{logging, Failure};
+use anyhow::Context;
+use clap::Args;
+use mxgate_config::{NodeConfig, Policy};
+use mxgate_sink::SinkOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// `mxgate demo` options.
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// SMTP listener of the gateway (port 0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:2525")]
+    smtp: SocketAddr,
+    /// `/metrics` and `/healthz` listener.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    metrics: SocketAddr,
+    /// `/api/v1/status` listener (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8025")]
+    api: SocketAddr,
+    /// Keep data and mail here instead of a temporary directory removed on exit.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// `mxgate demo`.
+pub(crate) fn run(args: DemoArgs) -> Result<(), Failure> {
+    logging::init("info");
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("mxgate-demo-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(demo(&args, &dir))?;
+    Ok(())
+}
+
+async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
+    let stop_sinks = CancellationToken::new();
+    let mut sinks = tokio::task::JoinSet::new();
+    let mut sink_addrs = Vec::new();
+    for name in ["mta1", "mta2"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind a sink")?;
+        sink_addrs.push(listener.local_addr().context("sink address")?);
+        let options = SinkOptions {
+            hostname: format!("{name}.demo.test"),
+            maildir: Some(dir.join(name)),
+            accept_proxy: true,
+            ..SinkOptions::default()
+        };
+        let stop = stop_sinks.clone();
+        sinks.spawn(async move {
+            if let Err(e) =
+                mxgate_sink::serve(listener, options, async move { stop.cancelled().await }).await
+            {
+                tracing::error!(error = %e, "demo sink failed");
+            }
+        });
+    }
+    let policy_text = demo_policy(args.smtp, &sink_addrs);
+    let policy_path = dir.join("demo-policy.toml");
+    std::fs::write(&policy_path, &policy_text).context("cannot write the demo policy")?;
+    let policy = Policy::parse(&policy_text).map_err(|e| e.in_file(&policy_path))?;
+    let node = NodeConfig {
+        name: "demo".to_string(),
+        data_dir: dir.join("data"),
+        shutdown_grace: Duration::from_secs(10),
+        log: "info".to_string(),
+        web_listen: Some(args.api),
+        metrics_listen: Some(args.metrics),
+    };
+    let store = open_store(&node.data_dir)?;
+    store
+        .replace_policy(&policy)
+        .context("cannot store the demo policy")?;
+    let service = Service::start(&node, store).await?;
+    let smtp = service
+        .gateway()
+        .listeners()
+        .first()
+        .and_then(|l| l.local_addr)
+        .unwrap_or(args.smtp);
+    print_banner(dir, smtp, &service, &policy_path);
+    service.wait_for_signals(Some(policy_path)).await?;
+    service.stop(node.shutdown_grace).await;
+    stop_sinks.cancel();
+    while sinks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// The demo's policy: one l4 listener over a pool of the two sinks, which
+/// read the PROXY v2 header and record the real client address.
+fn demo_policy(smtp: SocketAddr, sinks: &[SocketAddr]) -> String {
+    let mut text = String::from(
+        "# mxgate demo policy: edit and send SIGHUP (or Ctrl-C and restart) to change it.\n\
+         [relay]\ndomains = [\"example.test\"]\n\n\
+         [[pool]]\nname = \"demo\"\nbalance = \"roundrobin\"\n\
+         check = { interval_ms = 1000, timeout_ms = 1000, fall = 2, rise = 2 }\n",
+    );
+    for (i, addr) in sinks.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[pool.server]]\nname = \"mta{}\"\naddress = \"{addr}\"\n",
+            i + 1
+        ));
+    }
+    text.push_str(&format!(
+        "\n[[listener]]\nname = \"mx\"\nbind = \"{smtp}\"\nmode = \"l4\"\npool = \"demo\"\nsend_proxy = \"v2\"\n"
+    ));
+    text
+}
+
+fn print_banner(dir: &Path, smtp: SocketAddr, service: &Service, policy: &Path) {
+    let host = smtp.ip();
+    let port = smtp.port();
+    let show = |a: Option<SocketAddr>| a.map_or("(off)".to_string(), |a| a.to_string());
+    println!(
+        "\nmxgate demo is running: an l4 gateway balancing over two sink MTAs.\n\
+         \n  SMTP (l4, PROXY v2 to the sinks)  {smtp}\
+         \n  metrics                           http://{}/metrics\
+         \n  status API                        http://{}/api/v1/status\
+         \n  policy                            {}\
+         \n  mail lands in                     {}/mta1/new and {}/mta2/new\
+         \n\nSend a test message:\
+         \n  swaks --server {host}:{port} --from demo@example.test --to postmaster@example.test\
+         \n  (or: mxgate sends nothing itself; any SMTP client works, e.g. `nc {host} {port}`)\
+         \nWatch it: curl -s http://{}/api/v1/status\
+         \nCtrl-C stops the demo cleanly (open sessions finish first).\n",
+        show(service.metrics_addr),
+        show(service.api_addr),
+        policy.display(),
+        dir.display(),
+        dir.display(),
+        show(service.api_addr),
+    );
+}
+
+/// `mxgate sink`.
+pub(crate) fn run_sink(
+    listen: SocketAddr,
+    maildir: Option<PathBuf>,
+    accept_proxy: bool,
+    hostname: String,
+) -> Result<(), Failure> {
+    logging::init("info");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot bind {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "sink listening");
+        let options = SinkOptions {
+            hostname,
+            maildir,
+            accept_proxy,
+            ..SinkOptions::default()
+        };
+        let stop = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        mxgate_sink::serve(listener, options, stop).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}

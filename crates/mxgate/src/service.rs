@@ -1,0 +1,251 @@
+//! The appliance service (`mxgate run`): the store, the pools, the gateway
+//! and the HTTP listeners wired together, live reload of committed policy
+//! changes, and signal handling (SIGTERM/SIGINT drain and stop, SIGHUP
+//! reload).
+
+use crate::{logging, Failure};
+use anyhow::Context;
+use mxgate_balance::Pools;
+use mxgate_config::{NodeConfig, Policy};
+use mxgate_gateway::Gateway;
+use mxgate_store::Store;
+use mxgate_web::AppState;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+/// How often the store is checked for changes committed by another process.
+const STORE_POLL: Duration = Duration::from_millis(500);
+
+/// `mxgate run`.
+pub(crate) fn run(config: &Path, policy_file: Option<&Path>) -> Result<(), Failure> {
+    let node = NodeConfig::load(config)?;
+    let policy = policy_file.map(Policy::load).transpose()?;
+    logging::init(&node.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = open_store(&node.data_dir)?;
+        if let Some(policy) = &policy {
+            store
+                .replace_policy(policy)
+                .context("cannot import the policy file into the store")?;
+            tracing::info!(file = %policy_file.unwrap_or(Path::new("")).display(), "policy imported");
+        }
+        let service = Service::start(&node, store).await?;
+        service.wait_for_signals(policy_file.map(Path::to_path_buf)).await?;
+        service.stop(node.shutdown_grace).await;
+        Ok(())
+    })
+}
+
+/// Opens the store of `data_dir`, with the path in the error.
+pub(crate) fn open_store(data_dir: &Path) -> anyhow::Result<Arc<Store>> {
+    let store = Store::open(data_dir)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A running service.
+pub(crate) struct Service {
+    store: Arc<Store>,
+    pools: Arc<Pools>,
+    gateway: Arc<Gateway>,
+    /// Stops the HTTP servers and the reload task.
+    stop_aux: CancellationToken,
+    aux: tokio::task::JoinSet<()>,
+    /// Bound `/metrics` address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Bound API address.
+    pub api_addr: Option<SocketAddr>,
+}
+
+impl Service {
+    /// Starts every part from the policy in `store`.
+    ///
+    /// # Errors
+    /// A listener or HTTP address that cannot be bound, or an unreadable store.
+    pub(crate) async fn start(node: &NodeConfig, store: Arc<Store>) -> anyhow::Result<Service> {
+        let policy = store
+            .policy()
+            .context("cannot read the policy from the store")?;
+        let pools = Pools::new();
+        pools.apply(&policy.pools);
+        let gateway = Gateway::new(Arc::clone(&pools), &node.name);
+        if let Err(errors) = gateway.apply(&policy) {
+            pools.shutdown();
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::bail!("{}", text.join("; "));
+        }
+        let store_for_health = Arc::clone(&store);
+        let app = AppState::new(
+            &node.name,
+            env!("CARGO_PKG_VERSION"),
+            Arc::clone(&gateway),
+            Arc::clone(&pools),
+            move || store_for_health.check_health(),
+        );
+        let stop_aux = CancellationToken::new();
+        let mut aux = tokio::task::JoinSet::new();
+        let metrics_addr = match node.metrics_listen {
+            Some(addr) => Some(
+                spawn_http(
+                    &mut aux,
+                    addr,
+                    mxgate_web::metrics_router(app.clone()),
+                    &stop_aux,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let api_addr = match node.web_listen {
+            Some(addr) => Some(
+                spawn_http(
+                    &mut aux,
+                    addr,
+                    mxgate_web::api_router(app.clone()),
+                    &stop_aux,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        aux.spawn(follow_policy(
+            Arc::clone(&store),
+            Arc::clone(&pools),
+            Arc::clone(&gateway),
+            stop_aux.clone(),
+        ));
+        let watcher = store.spawn_watcher(STORE_POLL);
+        let stop_watcher = stop_aux.clone();
+        aux.spawn(async move {
+            stop_watcher.cancelled().await;
+            watcher.abort();
+        });
+        tracing::info!(
+            node = %node.name,
+            listeners = policy.listeners.len(),
+            pools = policy.pools.len(),
+            "mxgate started"
+        );
+        Ok(Service {
+            store,
+            pools,
+            gateway,
+            stop_aux,
+            aux,
+            metrics_addr,
+            api_addr,
+        })
+    }
+
+    /// The gateway (for addresses and counters).
+    pub(crate) fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP re-imports `policy_file` (when the
+    /// service was started with one) and re-reads the store.
+    pub(crate) async fn wait_for_signals(
+        &self,
+        policy_file: Option<PathBuf>,
+    ) -> anyhow::Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
+                _ = hup.recv() => self.reload(policy_file.as_deref()),
+            }
+        }
+    }
+
+    /// SIGHUP: re-import the policy file if there is one, then re-read the store.
+    fn reload(&self, policy_file: Option<&Path>) {
+        tracing::info!("SIGHUP: reloading");
+        if let Some(file) = policy_file {
+            match Policy::load(file) {
+                Ok(policy) => {
+                    if let Err(e) = self.store.replace_policy(&policy) {
+                        tracing::error!(error = %e, "policy not imported; the running policy is kept");
+                    }
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!("{e}");
+                    }
+                    tracing::error!("invalid policy file; the running policy is kept");
+                }
+            }
+        }
+        if let Err(e) = self.store.refresh() {
+            tracing::error!(error = %e, "cannot re-read the store");
+        }
+    }
+
+    /// Stops accepting, drains sessions for up to `grace`, then stops the rest.
+    pub(crate) async fn stop(mut self, grace: Duration) {
+        self.gateway.shutdown(grace).await;
+        self.pools.shutdown();
+        self.stop_aux.cancel();
+        while self.aux.join_next().await.is_some() {}
+        tracing::info!("mxgate stopped");
+    }
+}
+
+/// Binds `addr` and serves `router` on it until `stop`.
+async fn spawn_http(
+    tasks: &mut tokio::task::JoinSet<()>,
+    addr: SocketAddr,
+    router: axum::Router,
+    stop: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind HTTP listener {addr}"))?;
+    let bound = listener.local_addr()?;
+    let stop = stop.clone();
+    tasks.spawn(async move {
+        if let Err(e) =
+            mxgate_web::serve(listener, router, async move { stop.cancelled().await }).await
+        {
+            tracing::error!(addr = %bound, error = %e, "HTTP listener failed");
+        }
+    });
+    Ok(bound)
+}
+
+/// Applies every policy the store publishes to the pools and listeners.
+async fn follow_policy(
+    store: Arc<Store>,
+    pools: Arc<Pools>,
+    gateway: Arc<Gateway>,
+    stop: CancellationToken,
+) {
+    let mut changes = store.subscribe();
+    changes.mark_unchanged();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = changes.changed() => if r.is_err() { return },
+        }
+        let policy = Arc::clone(&changes.borrow_and_update());
+        pools.apply(&policy.pools);
+        match gateway.apply(&policy) {
+            Ok(()) => tracing::info!("policy change applied"),
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("policy change applied except: {e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! mxgate's HTTP side.
+//!
+//! Two routers: [`metrics_router`] (plain HTTP, `/metrics` in the Prometheus
+//! text format and `/healthz`) and [`api_router`] (`/api/v1/status` and
+//! `/healthz`). Until the web UI adds authentication, the node file only
+//! allows the API on a loopback address.
+
+mod metrics;
+mod status;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use mxgate_balance::Pools;
+use mxgate_gateway::Gateway;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use status::Status;
+
+/// Everything the handlers read. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: String,
+    version: String,
+    started: Instant,
+    gateway: Arc<Gateway>,
+    pools: Arc<Pools>,
+    store_ok: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl AppState {
+    /// State for a node called `node`; `store_ok` tells whether the store
+    /// answers (it is called on every `/healthz`).
+    pub fn new(
+        node: &str,
+        version: &str,
+        gateway: Arc<Gateway>,
+        pools: Arc<Pools>,
+        store_ok: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                node: node.to_string(),
+                version: version.to_string(),
+                started: Instant::now(),
+                gateway,
+                pools,
+                store_ok: Box::new(store_ok),
+            }),
+        }
+    }
+
+    /// Why the node is unhealthy, or `None` when every listener is bound and
+    /// the store is open.
+    pub fn health_problem(&self) -> Option<String> {
+        let down: Vec<String> = self
+            .inner
+            .gateway
+            .listeners()
+            .into_iter()
+            .filter(|l| !l.bound)
+            .map(|l| format!("listener {} not bound", l.name))
+            .collect();
+        if !down.is_empty() {
+            return Some(down.join(", "));
+        }
+        if !(self.inner.store_ok)() {
+            return Some("store not available".to_string());
+        }
+        None
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.health_problem() {
+        None => (StatusCode::OK, "ok\n".to_string()),
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {problem}\n"),
+        ),
+    }
+}
+
+/// `/metrics` and `/healthz`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::handler))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// `/api/v1/status` and `/healthz`.
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status::handler))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,178 @@
+//! `/metrics` in the Prometheus text exposition format, rendered from the
+//! live counters on each scrape (nothing is kept twice).
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use mxgate_gateway::ConnResult;
+use std::fmt::Write;
+use std::sync::Arc;
+
+pub(crate) async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&state),
+    )
+}
+
+/// Writes one metric family: its HELP and TYPE lines, then a sample per
+/// label set.
+fn family<'a>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, f64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        out.push_str(name);
+        if !labels.is_empty() {
+            out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{k}=\"{}\"", escape(v));
+            }
+            out.push('}');
+        }
+        let _ = writeln!(out, " {value}");
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole exposition.
+pub(crate) fn render(state: &AppState) -> String {
+    let inner = &state.inner;
+    let mut out = String::with_capacity(4096);
+    family(
+        &mut out,
+        "mxgate_build_info",
+        "gauge",
+        "Always 1; the labels say which build runs.",
+        [(
+            vec![
+                ("version", inner.version.as_str()),
+                ("node", inner.node.as_str()),
+            ],
+            1.0,
+        )],
+    );
+    family(
+        &mut out,
+        "mxgate_uptime_seconds",
+        "gauge",
+        "Seconds since the service started.",
+        [(vec![], inner.started.elapsed().as_secs_f64().floor())],
+    );
+
+    let pools = inner.pools.all();
+    let servers: Vec<_> = pools
+        .iter()
+        .flat_map(|p| {
+            p.servers()
+                .iter()
+                .map(|s| (p.name().to_string(), Arc::clone(s)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let per_server = |f: &dyn Fn(&mxgate_balance::Server) -> f64| {
+        servers
+            .iter()
+            .map(|(pool, s)| (vec![("pool", pool.as_str()), ("server", s.name())], f(s)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        &mut out,
+        "mxgate_backend_up",
+        "gauge",
+        "1 when the backend passes its health checks, 0 when it is down.",
+        per_server(&|s| f64::from(u8::from(s.is_up()))),
+    );
+    family(
+        &mut out,
+        "mxgate_backend_sessions_total",
+        "counter",
+        "Sessions handed to this backend.",
+        per_server(&|s| s.sessions_total() as f64),
+    );
+    family(
+        &mut out,
+        "mxgate_backend_active_sessions",
+        "gauge",
+        "Sessions open on this backend now.",
+        per_server(&|s| s.active_sessions() as f64),
+    );
+
+    let listeners = inner.gateway.listeners();
+    let mut samples = Vec::new();
+    for l in &listeners {
+        let c = l.connections;
+        for result in ConnResult::ALL {
+            let value = match result {
+                ConnResult::Accepted => c.accepted,
+                ConnResult::Rejected => c.rejected,
+                ConnResult::Tempfail => c.tempfail,
+                ConnResult::Error => c.error,
+            };
+            samples.push((
+                vec![("listener", l.name.as_str()), ("result", result.as_str())],
+                value as f64,
+            ));
+        }
+    }
+    family(
+        &mut out,
+        "mxgate_listener_connections_total",
+        "counter",
+        "Connections by how they ended: accepted (relayed), rejected (policy), tempfail (421), error.",
+        samples,
+    );
+    family(
+        &mut out,
+        "mxgate_listener_active_connections",
+        "gauge",
+        "Connections open now on this listener.",
+        listeners.iter().map(|l| {
+            (
+                vec![("listener", l.name.as_str())],
+                l.connections.active as f64,
+            )
+        }),
+    );
+    family(
+        &mut out,
+        "mxgate_listener_bound",
+        "gauge",
+        "1 when the listener is accepting.",
+        listeners.iter().map(|l| {
+            (
+                vec![("listener", l.name.as_str())],
+                f64::from(u8::from(l.bound)),
+            )
+        }),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
