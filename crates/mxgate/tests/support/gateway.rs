@@ -1,0 +1,269 @@
+//! `Gateway`: an `mxgate run` process under test, with its node and policy
+//! files in a temporary directory, plus small clients for its HTTP endpoints
+//! and for raw SMTP sessions.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use super::{free_addr, mxgate, output_text, poll, temp_dir, Proc};
+
+/// A running `mxgate run`, stopped (SIGTERM) when dropped.
+pub struct Gateway {
+    /// The process.
+    pub proc: Proc,
+    /// The metrics/healthz listener.
+    pub metrics: SocketAddr,
+    /// The status API listener.
+    pub api: SocketAddr,
+    /// Directory holding node.toml, policy.toml and data/.
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts `mxgate run` with `policy` (TOML text) and waits for `/healthz`.
+    ///
+    /// # Panics
+    /// When the gateway does not become healthy in 15 s (with its output).
+    pub fn start(name: &str, policy: &str) -> Gateway {
+        let dir = temp_dir(name);
+        let metrics = free_addr();
+        let api = free_addr();
+        let node = format!(
+            "name = \"{name}\"\ndata_dir = \"{}\"\nshutdown_grace_ms = 5000\nlog = \"info\"\n\
+             [metrics]\nlisten = \"{metrics}\"\n[web]\nlisten = \"{api}\"\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("node.toml"), node).unwrap();
+        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        let node_path = dir.path().join("node.toml");
+        let policy_path = dir.path().join("policy.toml");
+        let proc = Proc::spawn(
+            name,
+            mxgate(&[
+                "run",
+                "--config",
+                node_path.to_str().unwrap(),
+                "--policy",
+                policy_path.to_str().unwrap(),
+            ]),
+        );
+        let gw = Gateway {
+            proc,
+            metrics,
+            api,
+            dir,
+        };
+        let healthy = poll(Duration::from_secs(15), || {
+            http_get(gw.metrics, "/healthz").filter(|(code, _)| *code == 200)
+        });
+        assert!(
+            healthy.is_some(),
+            "{name} did not become healthy:\n{}",
+            gw.proc.output()
+        );
+        gw
+    }
+
+    /// The data directory (the store).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The node file.
+    pub fn node_file(&self) -> PathBuf {
+        self.dir.path().join("node.toml")
+    }
+
+    /// `/api/v1/status` as text (JSON).
+    pub fn status(&self) -> String {
+        http_get(self.api, "/api/v1/status")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    }
+
+    /// `/metrics` as text.
+    pub fn metrics_text(&self) -> String {
+        http_get(self.metrics, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    }
+
+    /// The value of one metric sample (`name{labels}` exactly as exposed).
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        metric_value(&self.metrics_text(), sample)
+    }
+
+    /// Waits until `sample` has `value`.
+    ///
+    /// # Panics
+    /// After `timeout`, with the metrics text.
+    pub fn wait_metric(&self, sample: &str, value: f64, timeout: Duration) {
+        let ok = poll(timeout, || (self.metric(sample) == Some(value)).then_some(()));
+        assert!(
+            ok.is_some(),
+            "{sample} did not become {value}:\n{}\n{}",
+            self.metrics_text(),
+            self.proc.output()
+        );
+    }
+
+    /// Imports `policy` into the running gateway's store with
+    /// `mxgate policy import` (another process, as an operator would).
+    pub fn import_policy(&self, policy: &str) -> Output {
+        let file = self.dir.path().join("import.toml");
+        std::fs::write(&file, policy).unwrap();
+        mxgate(&[
+            "policy",
+            "import",
+            "--data",
+            self.data_dir().to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+    }
+}
+
+/// The value of `sample` in a Prometheus text exposition.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A plain HTTP/1.1 GET; `(status code, body)` or `None` when nothing answers.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// A raw SMTP client session for tests that need to hold connections open or
+/// look at exact replies.
+pub struct SmtpClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl SmtpClient {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<SmtpClient> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(SmtpClient {
+            reader: BufReader::new(s),
+        })
+    }
+
+    /// Connects after sending `prefix` bytes (e.g. a PROXY header).
+    pub fn connect_with(addr: SocketAddr, prefix: &[u8]) -> std::io::Result<SmtpClient> {
+        let mut c = SmtpClient::connect(addr)?;
+        c.reader.get_mut().write_all(prefix)?;
+        Ok(c)
+    }
+
+    /// Reads one whole (possibly multi-line) reply; the text of all lines.
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Sends one command line (CRLF added) and reads the reply.
+    pub fn command(&mut self, line: &str) -> std::io::Result<String> {
+        self.reader
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// Sends a whole transaction and returns the reply to the final dot.
+    pub fn send_mail(&mut self, from: &str, to: &str, body: &str) -> std::io::Result<String> {
+        self.command(&format!("MAIL FROM:<{from}>"))?;
+        self.command(&format!("RCPT TO:<{to}>"))?;
+        self.command("DATA")?;
+        self.reader
+            .get_mut()
+            .write_all(format!("Subject: test\r\n\r\n{body}\r\n.\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// True when the server closed the connection (EOF or reset) within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let _ = self.reader.get_mut().set_read_timeout(Some(timeout));
+        let mut buf = [0u8; 256];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+}
+
+/// Runs `mxgate ARGS` to completion.
+pub fn mxgate_output(args: &[&str]) -> (i32, String) {
+    let out = mxgate(args).output().expect("run mxgate");
+    (out.status.code().unwrap_or(-1), output_text(&out))
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A `mxgate sink` process storing mail in its own Maildir.
+pub struct Sink {
+    /// The process.
+    pub proc: Proc,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its Maildir.
+    pub maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sink {
+    /// Starts a sink on a free loopback port (`accept_proxy`: read PROXY first).
+    pub fn start(name: &str, accept_proxy: bool) -> Sink {
+        let addr = free_addr();
+        let dir = temp_dir(name);
+        let maildir = dir.path().join("maildir");
+        let mut cmd = mxgate(&["sink", "--listen", &addr.to_string()]);
+        cmd.arg("--maildir").arg(&maildir);
+        cmd.args(["--hostname", &format!("{name}.test")]);
+        if accept_proxy {
+            cmd.arg("--accept-proxy");
+        }
+        let proc = Proc::spawn(name, cmd);
+        super::wait_port(addr, Duration::from_secs(10));
+        Sink {
+            proc,
+            addr,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    /// The messages stored so far (file contents).
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
+    }
+}
