@@ -78,7 +78,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
             }
         });
     }
-    let policy_text = demo_policy(args.smtp, &sink_addrs);
+    let policy_text = demo_policy(concrete_port(args.smtp)?, &sink_addrs);
     let policy_path = dir.join("demo-policy.toml");
     std::fs::write(&policy_path, &policy_text).context("cannot write the demo policy")?;
     let policy = Policy::parse(&policy_text).map_err(|e| e.in_file(&policy_path))?;
@@ -107,6 +107,15 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
     stop_sinks.cancel();
     while sinks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A policy names real ports: for port 0, ask the kernel for a free one now.
+fn concrete_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr).with_context(|| format!("cannot bind {addr}"))?;
+    Ok(probe.local_addr()?)
 }
 
 /// The demo's policy: one l4 listener over a pool of the two sinks, which

@@ -101,7 +101,9 @@ impl Gateway {
     /// # Panics
     /// After `timeout`, with the metrics text.
     pub fn wait_metric(&self, sample: &str, value: f64, timeout: Duration) {
-        let ok = poll(timeout, || (self.metric(sample) == Some(value)).then_some(()));
+        let ok = poll(timeout, || {
+            (self.metric(sample) == Some(value)).then_some(())
+        });
         assert!(
             ok.is_some(),
             "{sample} did not become {value}:\n{}\n{}",
@@ -138,7 +140,11 @@ pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
 pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
