@@ -191,3 +191,48 @@ fn killing_a_backend_fails_only_its_sessions() {
     });
     assert!(delivered.is_some(), "{}", b.maillog());
 }
+
+#[test]
+fn starttls_stays_end_to_end_and_the_check_reports_the_certificate() {
+    if Postfix::skip_unless_available(
+        "starttls_stays_end_to_end_and_the_check_reports_the_certificate",
+    ) {
+        return;
+    }
+    let pf = Postfix::builder("pftls")
+        .starttls(true)
+        .proxy_protocol(true)
+        .start();
+    let bind = free_addr();
+    let text = policy(bind, &[&pf], "send_proxy = \"v2\"")
+        .replace("rise = 1,", "rise = 1, starttls = true,");
+    let gw = Gateway::start("gw", &text);
+    gw.wait_metric(
+        "mxgate_backend_up{pool=\"mta\",server=\"pftls\"}",
+        1.0,
+        WAIT,
+    );
+    let status = gw.status();
+    assert!(
+        status.contains("\"cert_days_left\":"),
+        "the check reports the certificate: {status}"
+    );
+
+    let out = swaks(&[
+        "--server",
+        &bind.to_string(),
+        "--local-interface",
+        "127.0.0.2",
+        "--tls",
+        "--from",
+        "sender@client.test",
+        "--to",
+        "user@example.test",
+    ]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    // The TLS session is between swaks and Postfix: Postfix logs it with the
+    // real client, and swaks saw Postfix's certificate.
+    pf.wait_log("TLS connection established from unknown[127.0.0.2]", WAIT);
+    pf.wait_log(DELIVERED, WAIT);
+}
