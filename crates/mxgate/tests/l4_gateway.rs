@@ -311,3 +311,36 @@ fn the_global_connection_cap_answers_421() {
         gw.proc.output()
     );
 }
+
+#[test]
+fn sighup_reimports_the_policy_file_and_keeps_the_old_one_when_invalid() {
+    let a = Sink::start("sink-a", false);
+    let b = Sink::start("sink-b", false);
+    let bind = free_addr();
+    let mut gw = Gateway::start("gw", &policy(bind, &[a.addr], ""));
+    let policy_file = gw.dir.path().join("policy.toml");
+
+    // An invalid edit is refused; the running policy stays.
+    std::fs::write(
+        &policy_file,
+        "[[pool]]\nname = \"mta\"\nbalance = \"random\"\n",
+    )
+    .unwrap();
+    gw.proc.signal("HUP");
+    gw.proc.wait_for_line(
+        "invalid policy file; the running policy is kept",
+        Duration::from_secs(5),
+    );
+    let mut c = SmtpClient::connect(bind).unwrap();
+    assert!(c.reply().unwrap().starts_with("220 sink-a.test"));
+    drop(c);
+
+    // A valid edit moves the pool to s1 = sink-b only.
+    std::fs::write(&policy_file, policy(bind, &[b.addr], "")).unwrap();
+    gw.proc.signal("HUP");
+    let moved = poll(Duration::from_secs(5), || {
+        let mut c = SmtpClient::connect(bind).ok()?;
+        c.reply().ok().filter(|r| r.starts_with("220 sink-b.test"))
+    });
+    assert!(moved.is_some(), "{}", gw.proc.output());
+}
