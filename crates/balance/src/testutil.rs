@@ -2,7 +2,7 @@
 
 use crate::check::{BoxFuture, CheckError, CheckReport, HealthCheck, Step};
 use mxgate_config::{
-    Balance, CheckSettings, Pool as PoolConfig, Server as ServerConfig, ServerState,
+    Balance, CheckSettings, Pool as PoolConfig, ProxyVersion, Server as ServerConfig, ServerState,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -87,6 +87,8 @@ pub(crate) fn pool_cfg(balance: Balance, servers: Vec<ServerConfig>) -> PoolConf
             rise: 2,
             starttls: false,
             ehlo: "mxgate.test".into(),
+            send_proxy: None,
+            proxy: ProxyVersion::None,
         },
         slow_start: Duration::ZERO,
         connect_timeout: Duration::from_secs(1),

@@ -15,6 +15,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Grace period for open sessions on shutdown.
     pub shutdown_grace: Duration,
+    /// Session worker threads; 0 = half the cores (at least one).
+    pub workers: usize,
     /// Default log filter.
     pub log: String,
     /// JSON API listener (loopback only until authentication exists).
@@ -59,6 +61,15 @@ impl NodeConfig {
         if raw.shutdown_grace_ms > 3_600_000 {
             errors.push("shutdown_grace_ms", "must be 0..3600000 (one hour)");
         }
+        if raw.workers > 256 {
+            errors.push(
+                "workers",
+                format!(
+                    "{} is out of range: must be 0..256 (0 = half the cores)",
+                    raw.workers
+                ),
+            );
+        }
         let web_listen = raw
             .web
             .as_ref()
@@ -80,6 +91,7 @@ impl NodeConfig {
             name: raw.name,
             data_dir: raw.data_dir,
             shutdown_grace: Duration::from_millis(raw.shutdown_grace_ms),
+            workers: raw.workers as usize,
             log: raw.log,
             web_listen,
             metrics_listen,

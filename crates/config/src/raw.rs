@@ -16,6 +16,9 @@ pub struct NodeFile {
     /// How long a stopping service lets open sessions finish.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Session worker threads; 0 = half the cores (at least one).
+    #[serde(default)]
+    pub workers: u32,
     /// Default log filter (`error`, `warn`, `info`, `debug`, `trace`, or a
     /// tracing directive); `RUST_LOG` overrides it.
     #[serde(default = "default_log")]

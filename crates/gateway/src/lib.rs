@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod relay;
 mod session;
 pub mod stats;
+mod workers;
 
 use listener::{bind, RunningListener, Shared};
 use mxgate_balance::Pools;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use workers::Workers;
 
 pub use stats::ConnResult;
 
@@ -72,22 +74,27 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway with no listeners yet. `hostname` appears in SMTP replies.
-    pub fn new(pools: Arc<Pools>, hostname: &str) -> Arc<Gateway> {
-        Arc::new(Gateway {
+    /// A gateway with no listeners yet and `workers` session threads (0 = half
+    /// the cores, at least one). `hostname` appears in SMTP replies.
+    ///
+    /// # Errors
+    /// When the worker threads cannot be started.
+    pub fn new(pools: Arc<Pools>, hostname: &str, workers: usize) -> std::io::Result<Arc<Gateway>> {
+        Ok(Arc::new(Gateway {
             shared: Arc::new(Shared {
                 pools,
                 hostname: Arc::from(hostname),
                 tracker: TaskTracker::new(),
-                hard_stop: CancellationToken::new(),
+                stop_accepting: CancellationToken::new(),
                 active: Default::default(),
                 max_connections: Default::default(),
+                workers: Workers::start(workers)?,
             }),
             running: Mutex::default(),
             failed: Mutex::default(),
             stats: Mutex::default(),
             order: Mutex::default(),
-        })
+        }))
     }
 
     /// Makes the running listeners match `policy`. Must be called inside a
@@ -127,7 +134,7 @@ impl Gateway {
                 continue;
             }
             let stats = Arc::clone(all_stats.entry(listener.name.clone()).or_default());
-            let started = bind(listener.bind)
+            let started = bind(listener.bind, self.shared.workers.handles().len())
                 .and_then(|s| RunningListener::start(s, Arc::clone(&config), stats, &self.shared));
             match started {
                 Ok(r) => {
@@ -209,9 +216,7 @@ impl Gateway {
     /// Stops accepting on every listener, waits up to `grace` for open
     /// sessions to finish, then ends the rest and waits for their tasks.
     pub async fn shutdown(&self, grace: Duration) {
-        for r in self.running.lock().expect("gateway lock").values() {
-            r.stop.cancel();
-        }
+        self.shared.stop_accepting.cancel();
         self.shared.tracker.close();
         let open = self.active_connections();
         if open > 0 {
@@ -225,8 +230,10 @@ impl Gateway {
                 open = self.active_connections(),
                 "grace period over: closing the remaining sessions"
             );
-            self.shared.hard_stop.cancel();
-            self.shared.tracker.wait().await;
         }
+        // Dropping the workers' runtimes drops the sessions still open.
+        let shared = Arc::clone(&self.shared);
+        let _ = tokio::task::spawn_blocking(move || shared.workers.stop()).await;
+        self.shared.tracker.wait().await;
     }
 }

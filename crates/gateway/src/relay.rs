@@ -4,15 +4,20 @@
 //!
 //! Memory matters more than anything else here: a gateway holds thousands of
 //! idle SMTP sessions. The relay therefore keeps no buffer while it waits: it
-//! waits for readiness, then reads into a stack buffer and writes it on at
-//! once. Only when the receiver cannot take everything does the rest move to
+//! waits for readiness, then reads into the thread's buffer and writes it on
+//! at once. Only when the receiver cannot take everything does the rest move to
 //! a heap buffer for the duration of that write.
 
 use socket2::SockRef;
+use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -41,10 +46,13 @@ pub struct RelayStats {
     pub end: RelayEnd,
 }
 
-/// Milliseconds since the relay started at which bytes last moved.
+/// What both directions of one relay share.
 struct Activity {
     start: Instant,
+    /// Milliseconds since `start` at which bytes last moved.
     last_ms: AtomicU64,
+    /// Directions that reached end of stream.
+    closed: AtomicU8,
 }
 
 impl Activity {
@@ -62,21 +70,30 @@ impl Activity {
 /// an error occurs, or nothing moved for `idle`. `to_backend_first` (bytes the
 /// client sent after its PROXY header) is delivered to the backend first.
 pub async fn relay(
-    client: &TcpStream,
-    backend: &TcpStream,
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
     to_backend_first: &[u8],
     idle: Duration,
 ) -> RelayStats {
     let activity = Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
+        closed: AtomicU8::new(0),
     };
     let mut upstream = 0u64;
     let mut downstream = 0u64;
+    let (client_rd, client_wr) = client.split();
+    let (backend_rd, backend_wr) = backend.split();
     let both = async {
         tokio::try_join!(
-            pump(client, backend, to_backend_first, &activity, &mut upstream),
-            pump(backend, client, &[], &activity, &mut downstream),
+            pump(
+                client_rd,
+                backend_wr,
+                to_backend_first,
+                &activity,
+                &mut upstream
+            ),
+            pump(backend_rd, client_wr, &[], &activity, &mut downstream),
         )
     };
     let end = tokio::select! {
@@ -106,28 +123,34 @@ async fn watchdog(activity: &Activity, idle: Duration) {
 
 /// One direction: `from` → `to`, then a write shutdown of `to` on EOF.
 async fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
     first: &[u8],
     activity: &Activity,
     count: &mut u64,
 ) -> io::Result<()> {
     if !first.is_empty() {
-        write_all(to, first).await?;
+        to.write_all(first).await?;
         *count += first.len() as u64;
     }
     loop {
-        from.readable().await?;
-        match forward_ready(from, to)? {
-            Forwarded::Nothing => continue,
+        let step = poll_fn(|cx| {
+            BUFFER.with_borrow_mut(|buf| forward_ready(cx, &mut from, &to, &mut buf[..]))
+        })
+        .await?;
+        match step {
             Forwarded::All(n) => *count += n as u64,
             Forwarded::Partly(n, rest) => {
                 *count += n as u64;
-                write_all(to, &rest).await?;
+                to.write_all(&rest).await?;
             }
             Forwarded::Eof => {
+                // Pass the FIN on. When the other direction is already
+                // closed, both sockets are closed right after this anyway.
                 // The peer may already be gone; a failed shutdown changes nothing.
-                let _ = SockRef::from(to).shutdown(Shutdown::Write);
+                if activity.closed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    let _ = SockRef::from(to.as_ref()).shutdown(Shutdown::Write);
+                }
                 return Ok(());
             }
         }
@@ -135,10 +158,16 @@ async fn pump(
     }
 }
 
-/// What one non-blocking read-and-forward step did.
+thread_local! {
+    /// The one read buffer of this thread: the relay never holds it across
+    /// an await, so every session of a worker shares it (and it is zeroed
+    /// once, not on every read).
+    static BUFFER: std::cell::RefCell<Box<[u8; CHUNK]>> =
+        std::cell::RefCell::new(Box::new([0; CHUNK]));
+}
+
+/// What one read-and-forward step did.
 enum Forwarded {
-    /// Readiness was spurious.
-    Nothing,
     /// `n` bytes read and all written on.
     All(usize),
     /// `n` bytes read; the receiver took only part, the rest must be written.
@@ -147,48 +176,41 @@ enum Forwarded {
     Eof,
 }
 
-/// Reads what is ready into a stack buffer and writes as much as the receiver
-/// takes without waiting. Synchronous, so the buffer never lives in the
-/// session's future while it is parked.
-fn forward_ready(from: &TcpStream, to: &TcpStream) -> io::Result<Forwarded> {
-    let mut buf = [0u8; CHUNK];
-    let n = match from.try_read(&mut buf) {
-        Ok(0) => return Ok(Forwarded::Eof),
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Forwarded::Nothing),
-        Err(e) => return Err(e),
-    };
+/// Reads what is ready into `buf` and writes as much as the receiver takes
+/// without waiting. Synchronous inside one poll, so the buffer never lives in
+/// the session's future while it is parked. `poll_read` (unlike `try_read`)
+/// treats a short read as "socket drained", which saves a `recv` that would
+/// only return `EAGAIN` after every chunk.
+fn forward_ready(
+    cx: &mut Context<'_>,
+    from: &mut ReadHalf<'_>,
+    to: &WriteHalf<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<Forwarded>> {
+    let mut read = ReadBuf::new(buf);
+    ready!(Pin::new(from).poll_read(cx, &mut read))?;
+    let data = read.filled();
+    if data.is_empty() {
+        return Poll::Ready(Ok(Forwarded::Eof));
+    }
+    let n = data.len();
     let mut written = 0;
     while written < n {
-        match to.try_write(&buf[written..n]) {
+        match to.try_write(&data[written..]) {
             Ok(m) => written += m,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(Forwarded::Partly(n, buf[written..n].to_vec()));
+                return Poll::Ready(Ok(Forwarded::Partly(n, data[written..].to_vec())));
             }
-            Err(e) => return Err(e),
+            Err(e) => return Poll::Ready(Err(e)),
         }
     }
-    Ok(Forwarded::All(n))
-}
-
-/// Writes all of `bytes`, waiting for the socket as needed.
-async fn write_all(to: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        to.writable().await?;
-        match to.try_write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    Poll::Ready(Ok(Forwarded::All(n)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     async fn pair() -> (TcpStream, TcpStream) {
@@ -200,12 +222,12 @@ mod tests {
 
     #[tokio::test]
     async fn relays_both_ways_and_passes_half_close() {
-        let (mut client, client_side) = pair().await;
-        let (backend_side, mut backend) = pair().await;
+        let (mut client, mut client_side) = pair().await;
+        let (mut backend_side, mut backend) = pair().await;
         let task = tokio::spawn(async move {
             relay(
-                &client_side,
-                &backend_side,
+                &mut client_side,
+                &mut backend_side,
                 b"early ",
                 Duration::from_secs(5),
             )
@@ -232,9 +254,15 @@ mod tests {
 
     #[tokio::test]
     async fn idle_timeout_ends_a_silent_session() {
-        let (_client, client_side) = pair().await;
-        let (backend_side, _backend) = pair().await;
-        let stats = relay(&client_side, &backend_side, b"", Duration::from_millis(200)).await;
+        let (_client, mut client_side) = pair().await;
+        let (mut backend_side, _backend) = pair().await;
+        let stats = relay(
+            &mut client_side,
+            &mut backend_side,
+            b"",
+            Duration::from_millis(200),
+        )
+        .await;
         assert_eq!(stats.end, RelayEnd::IdleTimeout);
     }
 }

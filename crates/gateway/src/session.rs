@@ -4,10 +4,10 @@
 //! session the client hears `421 4.3.2` and a clean close.
 
 use crate::proxy::{backend_header, read_upstream};
-use crate::relay::{relay, RelayEnd, RelayStats};
+use crate::relay::{relay, RelayStats};
 use crate::stats::{ConnResult, ListenerStats};
 use mxgate_balance::{Lease, NoServer, Pool, Pools, Server};
-use mxgate_config::Listener;
+use mxgate_config::{Listener, ProxyVersion};
 use socket2::SockRef;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// How long a refused client gets to read our 421 before the socket closes.
 const LINGER_AFTER_REFUSAL: Duration = Duration::from_secs(2);
@@ -30,15 +29,13 @@ pub(crate) struct SessionContext {
     pub stats: Arc<ListenerStats>,
     /// Host name used in SMTP replies.
     pub hostname: Arc<str>,
-    /// Fires when the grace period of a shutdown is over.
-    pub hard_stop: CancellationToken,
 }
 
 /// Runs one accepted connection to its end and counts it.
-pub(crate) async fn run(ctx: Arc<SessionContext>, mut client: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run(ctx: &SessionContext, mut client: TcpStream, peer: SocketAddr) {
     let started = Instant::now();
     let _open = ctx.stats.open();
-    let outcome = serve(&ctx, &mut client, peer).await;
+    let outcome = serve(ctx, &mut client, peer).await;
     ctx.stats.count(outcome.result);
     let duration_ms = started.elapsed().as_millis();
     let listener = ctx.listener.name.as_str();
@@ -86,7 +83,12 @@ impl Outcome {
 
 async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -> Outcome {
     let listener = &ctx.listener;
-    let local = client.local_addr().unwrap_or(listener.bind);
+    // getsockname only when a PROXY header needs the address.
+    let needs_local = listener.accept_proxy || listener.send_proxy != ProxyVersion::None;
+    let local = needs_local
+        .then(|| client.local_addr().ok())
+        .flatten()
+        .unwrap_or(listener.bind);
     let (client_addr, destination, early) = if listener.accept_proxy {
         match read_upstream(
             client,
@@ -121,7 +123,7 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
     let Some(pool) = ctx.pools.get(&listener.pool) else {
         return tempfail(ctx, client, client_addr, "pool not found".into()).await;
     };
-    let (lease, backend) = match connect_backend(&pool, client_addr).await {
+    let (lease, mut backend) = match connect_backend(&pool, client_addr).await {
         Ok(pair) => pair,
         Err(reason) => return tempfail(ctx, client, client_addr, reason).await,
     };
@@ -130,14 +132,7 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
         backend_header(listener.send_proxy, client_addr, destination).unwrap_or_default();
     first.extend_from_slice(&early);
 
-    let relayed = tokio::select! {
-        r = relay(client, &backend, &first, listener.idle_timeout) => r,
-        () = ctx.hard_stop.cancelled() => RelayStats {
-            upstream_bytes: 0,
-            downstream_bytes: 0,
-            end: RelayEnd::Error(std::io::ErrorKind::Interrupted),
-        },
-    };
+    let relayed = relay(client, &mut backend, &first, listener.idle_timeout).await;
     drop(lease);
     Outcome {
         result: ConnResult::Accepted,

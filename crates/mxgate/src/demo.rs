@@ -86,6 +86,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
         name: "demo".to_string(),
         data_dir: dir.join("data"),
         shutdown_grace: Duration::from_secs(10),
+        workers: 0,
         log: "info".to_string(),
         web_listen: Some(args.api),
         metrics_listen: Some(args.metrics),

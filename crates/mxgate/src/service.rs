@@ -25,7 +25,11 @@ pub(crate) fn run(config: &Path, policy_file: Option<&Path>) -> Result<(), Failu
     let node = NodeConfig::load(config)?;
     let policy = policy_file.map(Policy::load).transpose()?;
     logging::init(&node.log);
+    // Sessions run on the gateway's own worker threads; this runtime only
+    // carries health checks, HTTP and the store watcher.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mxgate-main")
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -76,7 +80,8 @@ impl Service {
             .context("cannot read the policy from the store")?;
         let pools = Pools::new();
         pools.apply(&policy.pools);
-        let gateway = Gateway::new(Arc::clone(&pools), &node.name);
+        let gateway = Gateway::new(Arc::clone(&pools), &node.name, node.workers)
+            .context("cannot start the session workers")?;
         if let Err(errors) = gateway.apply(&policy) {
             pools.shutdown();
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();

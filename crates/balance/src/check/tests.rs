@@ -18,6 +18,8 @@ fn settings(starttls: bool) -> CheckSettings {
         rise: 2,
         starttls,
         ehlo: "mxgate.test".into(),
+        send_proxy: None,
+        proxy: ProxyVersion::None,
     }
 }
 
@@ -326,4 +328,33 @@ fn starttls_keyword_is_found_case_insensitively() {
     assert!(offers_starttls(&r));
     let r = Reply::multiline(250, ["STARTTLS is the greeting, not a keyword"]);
     assert!(!offers_starttls(&r), "the first line is the greeting");
+}
+
+#[tokio::test]
+async fn a_check_sends_a_proxy_v2_local_header_first_when_asked() {
+    use tokio::io::AsyncReadExt;
+    let (listener, addr) = listen().await;
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut header = [0u8; 16];
+        tcp.read_exact(&mut header).await.unwrap();
+        tcp.write_all(b"220 mx.test ESMTP\r\n").await.unwrap();
+        let mut rest = vec![0u8; 64];
+        let n = tcp.read(&mut rest).await.unwrap();
+        let first = String::from_utf8_lossy(&rest[..n]).into_owned();
+        tcp.write_all(EHLO_OK.as_bytes()).await.unwrap();
+        let _ = tcp.read(&mut rest).await;
+        let _ = tcp.write_all(b"221 bye\r\n").await;
+        (header, first)
+    });
+    let mut s = settings(false);
+    s.proxy = ProxyVersion::V2;
+    smtp_check(addr, &s).await.unwrap();
+    let (header, first_command) = server.await.unwrap();
+    assert_eq!(&header[..12], b"\r\n\r\n\0\r\nQUIT\n", "v2 signature");
+    assert_eq!(
+        header[12], 0x20,
+        "version 2, LOCAL: a health check of the proxy itself"
+    );
+    assert_eq!(first_command, "EHLO mxgate.test\r\n");
 }
