@@ -67,6 +67,20 @@ impl Errors {
         }
     }
 
+    /// Reads `path` and hands its text to `parse`; every error then names
+    /// the file.
+    pub fn load_file<T>(
+        path: &Path,
+        parse: impl FnOnce(&str) -> Result<T, Errors>,
+    ) -> Result<T, Errors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let mut errors = Errors::default();
+            errors.push("file", format!("cannot read: {e}"));
+            errors.in_file(path)
+        })?;
+        parse(&text).map_err(|e| e.in_file(path))
+    }
+
     /// Converts a TOML syntax or type error into one error with its line.
     pub fn from_toml(text: &str, err: &toml::de::Error) -> Self {
         let key = match err.span() {

@@ -132,12 +132,7 @@ impl Policy {
     /// # Errors
     /// Every problem found, each naming `path` and the key or line.
     pub fn load(path: &Path) -> Result<Policy, Errors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let mut errors = Errors::default();
-            errors.push("file", format!("cannot read: {e}"));
-            errors.in_file(path)
-        })?;
-        Self::parse(&text).map_err(|e| e.in_file(path))
+        Errors::load_file(path, Self::parse)
     }
 
     /// Parses and validates policy TOML text.

@@ -97,30 +97,13 @@ impl Service {
         );
         let stop_aux = CancellationToken::new();
         let mut aux = tokio::task::JoinSet::new();
-        let metrics_addr = match node.metrics_listen {
-            Some(addr) => Some(
-                spawn_http(
-                    &mut aux,
-                    addr,
-                    mxgate_web::metrics_router(app.clone()),
-                    &stop_aux,
-                )
-                .await?,
-            ),
-            None => None,
+        let mut serve = |addr: Option<SocketAddr>, router| {
+            addr.map(|addr| spawn_http(&mut aux, addr, router, &stop_aux))
         };
-        let api_addr = match node.web_listen {
-            Some(addr) => Some(
-                spawn_http(
-                    &mut aux,
-                    addr,
-                    mxgate_web::api_router(app.clone()),
-                    &stop_aux,
-                )
-                .await?,
-            ),
-            None => None,
-        };
+        let metrics_addr = serve(node.metrics_listen, mxgate_web::metrics_router(app.clone()));
+        let api_addr = serve(node.web_listen, mxgate_web::api_router(app.clone()));
+        let metrics_addr = metrics_addr.transpose()?;
+        let api_addr = api_addr.transpose()?;
         aux.spawn(follow_policy(
             Arc::clone(&store),
             Arc::clone(&pools),
@@ -207,14 +190,17 @@ impl Service {
 }
 
 /// Binds `addr` and serves `router` on it until `stop`.
-async fn spawn_http(
+fn spawn_http(
     tasks: &mut tokio::task::JoinSet<()>,
     addr: SocketAddr,
     router: axum::Router,
     stop: &CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        })
         .with_context(|| format!("cannot bind HTTP listener {addr}"))?;
     let bound = listener.local_addr()?;
     let stop = stop.clone();

@@ -6,24 +6,23 @@ mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
-use support::gateway::{Gateway, Sink, SmtpClient};
+use support::gateway::{l4_policy, Gateway, Sink, SmtpClient};
 use support::{free_addr, poll};
 
-/// A policy with one l4 listener on `bind` over servers at `servers`.
+/// A policy with one l4 listener on `bind` over servers `s0`, `s1`, … at
+/// `servers`, checked every 200 ms.
 fn policy(bind: SocketAddr, servers: &[SocketAddr], extra_listener: &str) -> String {
-    let mut p = String::from(
-        "[[pool]]\nname = \"mta\"\nconnect_timeout_ms = 1000\n\
-         check = { interval_ms = 200, timeout_ms = 500, fall = 1, rise = 1 }\n",
-    );
-    for (i, s) in servers.iter().enumerate() {
-        p.push_str(&format!(
-            "[[pool.server]]\nname = \"s{i}\"\naddress = \"{s}\"\n"
-        ));
-    }
-    p.push_str(&format!(
-        "[[listener]]\nname = \"mx\"\nbind = \"{bind}\"\npool = \"mta\"\n{extra_listener}\n"
-    ));
-    p
+    let named: Vec<_> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("s{i}"), *a))
+        .collect();
+    l4_policy(
+        bind,
+        &named,
+        "interval_ms = 200, timeout_ms = 500, fall = 1, rise = 1",
+        extra_listener,
+    )
 }
 
 #[test]

@@ -7,27 +7,23 @@ mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::gateway::{Gateway, SmtpClient};
+use support::gateway::{l4_policy, Gateway, SmtpClient};
 use support::{free_addr, output_text, poll, smtp_source, swaks, Postfix, DELIVERED};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// A policy with one l4 listener on `bind` over the Postfix `servers`.
 fn policy(bind: SocketAddr, servers: &[&Postfix], listener_extra: &str) -> String {
-    let mut p = String::from(
-        "[[pool]]\nname = \"mta\"\nconnect_timeout_ms = 1000\n\
-         check = { interval_ms = 300, timeout_ms = 1000, fall = 1, rise = 1, ehlo = \"gw.example.test\" }\n",
-    );
-    for s in servers {
-        p.push_str(&format!(
-            "[[pool.server]]\nname = \"{}\"\naddress = \"{}\"\n",
-            s.name(),
-            s.addr()
-        ));
-    }
-    p.push_str(&format!(
-        "[[listener]]\nname = \"mx\"\nbind = \"{bind}\"\npool = \"mta\"\n{listener_extra}\n"
-    ));
-    p
+    let named: Vec<_> = servers
+        .iter()
+        .map(|s| (s.name().to_string(), s.addr()))
+        .collect();
+    l4_policy(
+        bind,
+        &named,
+        "interval_ms = 300, timeout_ms = 1000, fall = 1, rise = 1, ehlo = \"gw.example.test\"",
+        listener_extra,
+    )
 }
 
 #[test]
@@ -206,6 +202,7 @@ fn starttls_stays_end_to_end_and_the_check_reports_the_certificate() {
     let bind = free_addr();
     let text = policy(bind, &[&pf], "send_proxy = \"v2\"")
         .replace("rise = 1,", "rise = 1, starttls = true,");
+    assert!(text.contains("starttls = true"), "{text}");
     let gw = Gateway::start("gw", &text);
     gw.wait_metric(
         "mxgate_backend_up{pool=\"mta\",server=\"pftls\"}",

@@ -129,6 +129,28 @@ impl Gateway {
     }
 }
 
+/// A policy with one pool `mta` (health `check` settings as an inline TOML
+/// table body) over `servers`, and one l4 listener `mx` on `bind` with
+/// `listener_extra` lines.
+pub fn l4_policy(
+    bind: SocketAddr,
+    servers: &[(String, SocketAddr)],
+    check: &str,
+    listener_extra: &str,
+) -> String {
+    let mut p =
+        format!("[[pool]]\nname = \"mta\"\nconnect_timeout_ms = 1000\ncheck = {{ {check} }}\n");
+    for (name, addr) in servers {
+        p.push_str(&format!(
+            "[[pool.server]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
+        ));
+    }
+    p.push_str(&format!(
+        "[[listener]]\nname = \"mx\"\nbind = \"{bind}\"\npool = \"mta\"\n{listener_extra}\n"
+    ));
+    p
+}
+
 /// The value of `sample` in a Prometheus text exposition.
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
     text.lines()
