@@ -12,10 +12,13 @@ mod error;
 pub mod node;
 pub mod policy;
 pub mod raw;
+mod validate;
+
+pub use validate::is_dns_name;
 
 pub use error::{ConfigError, Errors};
 pub use node::NodeConfig;
 pub use policy::{
-    Balance, CheckSettings, Limits, Listener, ListenerMode, Policy, Pool, ProxyVersion, Server,
-    ServerState,
+    BackendTls, Balance, CheckSettings, ClientIdentity, Limits, Listener, ListenerMode, Policy,
+    Pool, ProxyVersion, RelaySettings, Server, ServerState, SmtpSettings,
 };

@@ -49,7 +49,7 @@ impl NodeConfig {
     /// Every problem found.
     pub fn validate(raw: NodeFile) -> Result<NodeConfig, Errors> {
         let mut errors = Errors::default();
-        crate::policy::check_name(&mut errors, "name", &raw.name);
+        crate::validate::check_name(&mut errors, "name", &raw.name);
         if raw.data_dir.as_os_str().is_empty() {
             errors.push("data_dir", "must be a directory path");
         }
@@ -68,7 +68,7 @@ impl NodeConfig {
         let web_listen = raw
             .web
             .as_ref()
-            .and_then(|w| crate::policy::parse_addr(&mut errors, "web.listen", &w.listen));
+            .and_then(|w| crate::validate::parse_addr(&mut errors, "web.listen", &w.listen));
         if let Some(addr) = web_listen {
             if !addr.ip().is_loopback() {
                 errors.push(
@@ -81,7 +81,7 @@ impl NodeConfig {
         let metrics_listen = raw
             .metrics
             .as_ref()
-            .and_then(|m| crate::policy::parse_addr(&mut errors, "metrics.listen", &m.listen));
+            .and_then(|m| crate::validate::parse_addr(&mut errors, "metrics.listen", &m.listen));
         errors.into_result(NodeConfig {
             name: raw.name,
             data_dir: raw.data_dir,

@@ -5,14 +5,17 @@ use crate::raw::{
     CheckSection, LimitsSection, ListenerSection, PolicyFile, PoolSection, RelaySection,
     ServerSection,
 };
+use crate::validate::{resolve_check_proxy, validate_domains, validate_listeners, validate_pools};
 use crate::Errors;
 use ipnet::IpNet;
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use crate::raw::{Balance, ListenerMode, ProxyVersion, ServerState};
+pub use crate::raw::{
+    BackendTls, Balance, ClientIdentity, ListenerMode, ProxyVersion, ServerState,
+};
 
 /// The whole shared policy, validated.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -60,8 +63,21 @@ pub struct Pool {
     pub queue_timeout: Duration,
     /// Most sessions waiting at once.
     pub max_queue: u32,
+    /// smtp mode: how backends are spoken to.
+    pub relay: RelaySettings,
     /// Servers in file order.
     pub servers: Vec<Server>,
+}
+
+/// How an smtp-mode relay speaks to the backends of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// How the backend learns the real client.
+    pub client_identity: ClientIdentity,
+    /// TLS towards the backend.
+    pub backend_tls: BackendTls,
+    /// Certificate name required with [`BackendTls::Verify`].
+    pub backend_tls_name: Option<String>,
 }
 
 /// Health check settings of a pool.
@@ -124,6 +140,29 @@ pub struct Listener {
     pub idle_timeout: Duration,
     /// Per-listener connection cap; 0 = only the global one.
     pub max_connections: u32,
+    /// smtp mode settings (ignored by l4 listeners).
+    pub smtp: SmtpSettings,
+}
+
+/// Settings of an smtp-mode listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// Banner/EHLO/Received name; `None` = the node's name.
+    pub hostname: Option<String>,
+    /// Largest message in octets.
+    pub max_message_size: u64,
+    /// Recipients per message.
+    pub max_recipients: u32,
+    /// Protocol errors before disconnect.
+    pub max_errors: u32,
+    /// Longest text line in octets, without CRLF.
+    pub max_line_length: u32,
+    /// Offer STARTTLS.
+    pub starttls: bool,
+    /// Wait for a command at most this long.
+    pub command_timeout: Duration,
+    /// Wait between two reads of message data at most this long.
+    pub data_timeout: Duration,
 }
 
 impl Policy {
@@ -212,6 +251,9 @@ impl Pool {
             connect_timeout_ms: ms(self.connect_timeout),
             queue_timeout_ms: ms(self.queue_timeout),
             max_queue: self.max_queue,
+            client_identity: self.relay.client_identity,
+            backend_tls: self.relay.backend_tls,
+            backend_tls_name: self.relay.backend_tls_name.clone(),
             server: self
                 .servers
                 .iter()
@@ -240,331 +282,18 @@ impl Listener {
             proxy_timeout_ms: ms(self.proxy_timeout),
             idle_timeout_ms: ms(self.idle_timeout),
             max_connections: self.max_connections,
+            hostname: self.smtp.hostname.clone(),
+            max_message_size: self.smtp.max_message_size,
+            max_recipients: self.smtp.max_recipients,
+            max_errors: self.smtp.max_errors,
+            max_line_length: self.smtp.max_line_length,
+            starttls: self.smtp.starttls,
+            command_timeout_ms: ms(self.smtp.command_timeout),
+            data_timeout_ms: ms(self.smtp.data_timeout),
         }
     }
 }
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Checks a name: 1..64 of `A-Z a-z 0-9 . _ -`.
-pub(crate) fn check_name(errors: &mut Errors, key: &str, name: &str) {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !ok {
-        errors.push(
-            key,
-            format!("{name:?} is not a valid name: use 1 to 64 of A-Z a-z 0-9 . _ -"),
-        );
-    }
-}
-
-/// Parses `IP:port` (port not 0).
-pub(crate) fn parse_addr(errors: &mut Errors, key: &str, text: &str) -> Option<SocketAddr> {
-    match text.parse::<SocketAddr>() {
-        Ok(a) if a.port() != 0 => Some(a),
-        _ => {
-            errors.push(
-                key,
-                format!(
-                    "{text:?} is not an IP address and port like 10.0.0.11:25 or [2001:db8::11]:25"
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn check_ms(errors: &mut Errors, key: &str, value: u64, min: u64, max: u64) -> Duration {
-    if value < min || value > max {
-        errors.push(
-            key,
-            format!("{value} is out of range: must be {min}..{max}"),
-        );
-    }
-    Duration::from_millis(value)
-}
-
-fn check_unique<'a>(errors: &mut Errors, seen: &mut HashSet<&'a str>, key: &str, name: &'a str) {
-    if !seen.insert(name) {
-        errors.push(key, format!("{name:?} is used twice: names must be unique"));
-    }
-}
-
-/// True for a DNS host name: labels of 1..63 letters, digits, hyphens, total ≤ 253.
-pub fn is_dns_name(name: &str) -> bool {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
-fn validate_domains(errors: &mut Errors, domains: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, d) in domains.iter().enumerate() {
-        let norm = d.trim_end_matches('.').to_ascii_lowercase();
-        if !is_dns_name(&norm) {
-            errors.push(
-                format!("relay.domains[{i}]"),
-                format!("{d:?} is not a domain name like example.com"),
-            );
-        } else if out.contains(&norm) {
-            errors.push(
-                format!("relay.domains[{i}]"),
-                format!("{d:?} is listed twice"),
-            );
-        } else {
-            out.push(norm);
-        }
-    }
-    out
-}
-
-fn validate_pools(errors: &mut Errors, raw: &[PoolSection]) -> Vec<Pool> {
-    let mut names = HashSet::new();
-    let mut pools = Vec::new();
-    for (i, p) in raw.iter().enumerate() {
-        let key = if p.name.is_empty() {
-            format!("pool[{i}]")
-        } else {
-            format!("pool[{}]", p.name)
-        };
-        check_name(errors, &format!("{key}.name"), &p.name);
-        check_unique(errors, &mut names, &format!("{key}.name"), &p.name);
-        let c = &p.check;
-        let check = CheckSettings {
-            interval: check_ms(
-                errors,
-                &format!("{key}.check.interval_ms"),
-                c.interval_ms,
-                100,
-                3_600_000,
-            ),
-            timeout: check_ms(
-                errors,
-                &format!("{key}.check.timeout_ms"),
-                c.timeout_ms,
-                100,
-                600_000,
-            ),
-            fall: c.fall,
-            rise: c.rise,
-            starttls: c.starttls,
-            ehlo: c.ehlo.clone(),
-            send_proxy: c.send_proxy,
-            proxy: c.send_proxy.unwrap_or_default(),
-        };
-        for (what, v) in [("fall", c.fall), ("rise", c.rise)] {
-            if !(1..=100).contains(&v) {
-                errors.push(
-                    format!("{key}.check.{what}"),
-                    format!("{v} is out of range: must be 1..100"),
-                );
-            }
-        }
-        if !is_dns_name(&c.ehlo) {
-            errors.push(
-                format!("{key}.check.ehlo"),
-                format!("{:?} is not a host name", c.ehlo),
-            );
-        }
-        let servers = validate_servers(errors, &key, &p.server);
-        pools.push(Pool {
-            name: p.name.clone(),
-            balance: p.balance,
-            check,
-            slow_start: check_ms(
-                errors,
-                &format!("{key}.slow_start_ms"),
-                p.slow_start_ms,
-                0,
-                3_600_000,
-            ),
-            connect_timeout: check_ms(
-                errors,
-                &format!("{key}.connect_timeout_ms"),
-                p.connect_timeout_ms,
-                10,
-                600_000,
-            ),
-            queue_timeout: check_ms(
-                errors,
-                &format!("{key}.queue_timeout_ms"),
-                p.queue_timeout_ms,
-                0,
-                600_000,
-            ),
-            max_queue: p.max_queue,
-            servers,
-        });
-    }
-    pools
-}
-
-fn validate_servers(errors: &mut Errors, pool_key: &str, raw: &[ServerSection]) -> Vec<Server> {
-    let mut names = HashSet::new();
-    let mut servers = Vec::new();
-    for (i, s) in raw.iter().enumerate() {
-        let key = if s.name.is_empty() {
-            format!("{pool_key}.server[{i}]")
-        } else {
-            format!("{pool_key}.server[{}]", s.name)
-        };
-        check_name(errors, &format!("{key}.name"), &s.name);
-        check_unique(errors, &mut names, &format!("{key}.name"), &s.name);
-        if s.weight > 256 {
-            errors.push(
-                format!("{key}.weight"),
-                format!("{} is out of range: must be 0..256", s.weight),
-            );
-        }
-        if let Some(address) = parse_addr(errors, &format!("{key}.address"), &s.address) {
-            servers.push(Server {
-                name: s.name.clone(),
-                address,
-                weight: s.weight,
-                max_conn: s.max_conn,
-                state: s.state,
-            });
-        }
-    }
-    servers
-}
-
-fn validate_listeners(
-    errors: &mut Errors,
-    raw: &[ListenerSection],
-    pools: &HashSet<&str>,
-) -> Vec<Listener> {
-    let mut names = HashSet::new();
-    let mut binds = HashSet::new();
-    let mut listeners = Vec::new();
-    for (i, l) in raw.iter().enumerate() {
-        let key = if l.name.is_empty() {
-            format!("listener[{i}]")
-        } else {
-            format!("listener[{}]", l.name)
-        };
-        check_name(errors, &format!("{key}.name"), &l.name);
-        check_unique(errors, &mut names, &format!("{key}.name"), &l.name);
-        let bind = parse_addr(errors, &format!("{key}.bind"), &l.bind);
-        if let Some(b) = bind {
-            if !binds.insert(b) {
-                errors.push(
-                    format!("{key}.bind"),
-                    format!("{b} is used by another listener"),
-                );
-            }
-        }
-        if l.mode == ListenerMode::Smtp {
-            errors.push(
-                format!("{key}.mode"),
-                "\"smtp\" is not available in this version: use \"l4\"",
-            );
-        }
-        if !pools.contains(l.pool.as_str()) {
-            let known: Vec<_> = pools.iter().copied().collect();
-            errors.push(
-                format!("{key}.pool"),
-                format!(
-                    "no pool is called {:?} (pools: {})",
-                    l.pool,
-                    known.join(", ")
-                ),
-            );
-        }
-        let mut proxy_trusted = Vec::new();
-        for (j, t) in l.proxy_trusted.iter().enumerate() {
-            match parse_net(t) {
-                Some(n) => proxy_trusted.push(n),
-                None => errors.push(
-                    format!("{key}.proxy_trusted[{j}]"),
-                    format!(
-                        "{t:?} is not an address or network like 192.0.2.0/24 or 2001:db8::/32"
-                    ),
-                ),
-            }
-        }
-        if l.accept_proxy && l.proxy_trusted.is_empty() {
-            errors.push(
-                format!("{key}.proxy_trusted"),
-                "accept_proxy = true needs at least one trusted upstream network",
-            );
-        }
-        let proxy_timeout = check_ms(
-            errors,
-            &format!("{key}.proxy_timeout_ms"),
-            l.proxy_timeout_ms,
-            10,
-            60_000,
-        );
-        let idle_timeout = check_ms(
-            errors,
-            &format!("{key}.idle_timeout_ms"),
-            l.idle_timeout_ms,
-            1_000,
-            86_400_000,
-        );
-        if let Some(bind) = bind {
-            listeners.push(Listener {
-                name: l.name.clone(),
-                bind,
-                mode: l.mode,
-                pool: l.pool.clone(),
-                send_proxy: l.send_proxy,
-                accept_proxy: l.accept_proxy,
-                proxy_trusted,
-                proxy_timeout,
-                idle_timeout,
-                max_connections: l.max_connections,
-            });
-        }
-    }
-    listeners
-}
-
-/// Gives each pool's check the PROXY header its listeners send, unless the
-/// pool says otherwise. Listeners that send different headers to one pool are
-/// an error: a backend accepts one kind only.
-fn resolve_check_proxy(errors: &mut Errors, pools: &mut [Pool], listeners: &[Listener]) {
-    for pool in pools {
-        let mut users = listeners.iter().filter(|l| l.pool == pool.name);
-        let Some(first) = users.next() else {
-            continue;
-        };
-        if let Some(other) = users.find(|l| l.send_proxy != first.send_proxy) {
-            errors.push(
-                format!("listener[{}].send_proxy", other.name),
-                format!(
-                    "differs from listener {:?} ({:?}) though both use pool {:?}: a backend \
-                     accepts one kind of PROXY header only",
-                    first.name, first.send_proxy, pool.name
-                ),
-            );
-        }
-        if pool.check.send_proxy.is_none() {
-            pool.check.proxy = first.send_proxy;
-        }
-    }
-}
-
-/// Parses a network (`192.0.2.0/24`) or a single address (taken as /32 or /128).
-/// Host bits must be zero, so a typo cannot widen trust silently.
-fn parse_net(text: &str) -> Option<IpNet> {
-    if let Ok(net) = text.parse::<IpNet>() {
-        return (net.trunc() == net).then_some(net);
-    }
-    text.parse::<IpAddr>().ok().map(IpNet::from)
 }

@@ -133,9 +133,49 @@ pub struct PoolSection {
     /// Sessions that may wait at once; beyond it they get `421` at once.
     #[serde(default = "default_max_queue")]
     pub max_queue: u32,
+    /// smtp mode: how the backend learns the real client.
+    #[serde(default)]
+    pub client_identity: ClientIdentity,
+    /// smtp mode: TLS towards the backend.
+    #[serde(default)]
+    pub backend_tls: BackendTls,
+    /// smtp mode: name the backend certificate must carry with
+    /// `backend_tls = "verify"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_tls_name: Option<String>,
     /// The servers.
     #[serde(default)]
     pub server: Vec<ServerSection>,
+}
+
+/// How an smtp-mode relay tells the backend who the client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientIdentity {
+    /// Not at all: the backend sees mxgate as the client.
+    #[default]
+    None,
+    /// Postfix XCLIENT (the backend must authorise mxgate).
+    Xclient,
+    /// A PROXY v1 header on each backend connection.
+    ProxyV1,
+    /// A PROXY v2 header on each backend connection.
+    ProxyV2,
+}
+
+/// TLS from an smtp-mode relay to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendTls {
+    /// Plain SMTP.
+    Off,
+    /// STARTTLS when the backend offers it, any certificate.
+    #[default]
+    Opportunistic,
+    /// STARTTLS required, any certificate.
+    Require,
+    /// STARTTLS required and the certificate verified.
+    Verify,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -298,6 +338,53 @@ pub struct ListenerSection {
     /// Connections open at once on this listener; 0 = only the global limit.
     #[serde(default)]
     pub max_connections: u32,
+    /// smtp mode: the name in the banner, EHLO and Received; absent = the
+    /// node's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// smtp mode: largest message (octets), advertised with SIZE.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: u64,
+    /// smtp mode: recipients per message.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: u32,
+    /// smtp mode: protocol errors before the session is closed.
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    /// smtp mode: longest text line in a message (octets, without CRLF).
+    #[serde(default = "default_max_line_length")]
+    pub max_line_length: u32,
+    /// smtp mode: offer STARTTLS.
+    #[serde(default = "default_true")]
+    pub starttls: bool,
+    /// smtp mode: time allowed for the next command.
+    #[serde(default = "default_command_timeout_ms")]
+    pub command_timeout_ms: u64,
+    /// smtp mode: time allowed between two reads of message data.
+    #[serde(default = "default_data_timeout_ms")]
+    pub data_timeout_ms: u64,
+}
+
+fn default_max_message_size() -> u64 {
+    52_428_800
+}
+fn default_max_recipients() -> u32 {
+    1_000
+}
+fn default_max_errors() -> u32 {
+    20
+}
+fn default_max_line_length() -> u32 {
+    998
+}
+fn default_true() -> bool {
+    true
+}
+fn default_command_timeout_ms() -> u64 {
+    300_000
+}
+fn default_data_timeout_ms() -> u64 {
+    180_000
 }
 
 fn default_proxy_timeout_ms() -> u64 {

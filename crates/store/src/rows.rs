@@ -59,7 +59,8 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
     let mut stmt = conn.prepare(
         "SELECT name, balance, check_interval_ms, check_timeout_ms, check_fall, check_rise,
                 check_starttls, check_ehlo, slow_start_ms, connect_timeout_ms,
-                queue_timeout_ms, max_queue, check_send_proxy
+                queue_timeout_ms, max_queue, check_send_proxy,
+                client_identity, backend_tls, backend_tls_name
          FROM pools ORDER BY position, name",
     )?;
     let mut rows = stmt.query([])?;
@@ -92,6 +93,9 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
             connect_timeout_ms: to_u64(errors, &key, "connect_timeout_ms", row.get(9)?),
             queue_timeout_ms: to_u64(errors, &key, "queue_timeout_ms", row.get(10)?),
             max_queue: to_u32(errors, &key, "max_queue", row.get(11)?),
+            client_identity: parse_enum(errors, &key, "client_identity", &row.get::<_, String>(13)?),
+            backend_tls: parse_enum(errors, &key, "backend_tls", &row.get::<_, String>(14)?),
+            backend_tls_name: row.get(15)?,
             server: read_servers(conn, errors, &name, &key)?,
             name,
         };
@@ -136,7 +140,9 @@ fn read_listeners(
 ) -> Result<Vec<ListenerSection>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT name, bind, mode, pool, send_proxy, accept_proxy, proxy_trusted,
-                proxy_timeout_ms, idle_timeout_ms, max_connections
+                proxy_timeout_ms, idle_timeout_ms, max_connections, smtp_hostname,
+                max_message_size, max_recipients, max_errors, max_line_length, starttls,
+                command_timeout_ms, data_timeout_ms
          FROM listeners ORDER BY position, name",
     )?;
     let mut rows = stmt.query([])?;
@@ -163,6 +169,14 @@ fn read_listeners(
             proxy_timeout_ms: to_u64(errors, &key, "proxy_timeout_ms", row.get(7)?),
             idle_timeout_ms: to_u64(errors, &key, "idle_timeout_ms", row.get(8)?),
             max_connections: to_u32(errors, &key, "max_connections", row.get(9)?),
+            hostname: row.get(10)?,
+            max_message_size: to_u64(errors, &key, "max_message_size", row.get(11)?),
+            max_recipients: to_u32(errors, &key, "max_recipients", row.get(12)?),
+            max_errors: to_u32(errors, &key, "max_errors", row.get(13)?),
+            max_line_length: to_u32(errors, &key, "max_line_length", row.get(14)?),
+            starttls: to_bool(errors, &key, "starttls", row.get(15)?),
+            command_timeout_ms: to_u64(errors, &key, "command_timeout_ms", row.get(16)?),
+            data_timeout_ms: to_u64(errors, &key, "data_timeout_ms", row.get(17)?),
             name,
         });
     }
@@ -196,8 +210,9 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
         conn.execute(
             "INSERT INTO pools (name, balance, check_interval_ms, check_timeout_ms, check_fall,
                  check_rise, check_starttls, check_ehlo, slow_start_ms, connect_timeout_ms,
-                 queue_timeout_ms, max_queue, position, check_send_proxy)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 queue_timeout_ms, max_queue, position, check_send_proxy,
+                 client_identity, backend_tls, backend_tls_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 p.name,
                 balance_text(p.balance),
@@ -212,7 +227,10 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
                 p.queue_timeout_ms,
                 p.max_queue,
                 i,
-                c.send_proxy.map(proxy_text)
+                c.send_proxy.map(proxy_text),
+                enum_text(&p.client_identity),
+                enum_text(&p.backend_tls),
+                p.backend_tls_name
             ],
         )?;
         for (j, s) in p.server.iter().enumerate() {
@@ -234,8 +252,11 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
     for (i, l) in raw.listener.iter().enumerate() {
         conn.execute(
             "INSERT INTO listeners (name, bind, mode, pool, send_proxy, accept_proxy,
-                 proxy_trusted, proxy_timeout_ms, idle_timeout_ms, max_connections, position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 proxy_trusted, proxy_timeout_ms, idle_timeout_ms, max_connections, position,
+                 smtp_hostname, max_message_size, max_recipients, max_errors, max_line_length,
+                 starttls, command_timeout_ms, data_timeout_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18, ?19)",
             params![
                 l.name,
                 l.bind,
@@ -247,7 +268,15 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
                 l.proxy_timeout_ms,
                 l.idle_timeout_ms,
                 l.max_connections,
-                i
+                i,
+                l.hostname,
+                l.max_message_size,
+                l.max_recipients,
+                l.max_errors,
+                l.max_line_length,
+                l.starttls,
+                l.command_timeout_ms,
+                l.data_timeout_ms
             ],
         )?;
     }
@@ -427,6 +456,28 @@ fn parse_proxy(s: &str) -> Option<ProxyVersion> {
         "v1" => ProxyVersion::V1,
         "v2" => ProxyVersion::V2,
         _ => return None,
+    })
+}
+
+/// The text of an enum setting, as its serde name (the TOML spelling).
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    toml::Value::try_from(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Reads an enum setting stored as its serde name; an unknown text is an
+/// error naming the key.
+fn parse_enum<T: serde::de::DeserializeOwned + Default>(
+    errors: &mut Errors,
+    key: &str,
+    what: &str,
+    text: &str,
+) -> T {
+    T::deserialize(toml::Value::String(text.to_owned())).unwrap_or_else(|e| {
+        errors.push(format!("{key}.{what}"), format!("stored value {text:?} is not valid: {e}"));
+        T::default()
     })
 }
 

@@ -73,9 +73,98 @@ CREATE TABLE settings (
 ) STRICT;
 "#;
 
+/// Version 2: smtp-mode settings of pools (how backends are spoken to) and
+/// listeners (limits, timeouts, STARTTLS).
+const V2: &str = r#"
+ALTER TABLE pools ADD COLUMN client_identity TEXT NOT NULL DEFAULT 'none'
+    CHECK (client_identity IN ('none', 'xclient', 'proxy_v1', 'proxy_v2'));
+ALTER TABLE pools ADD COLUMN backend_tls TEXT NOT NULL DEFAULT 'opportunistic'
+    CHECK (backend_tls IN ('off', 'opportunistic', 'require', 'verify'));
+ALTER TABLE pools ADD COLUMN backend_tls_name TEXT;
+
+ALTER TABLE listeners ADD COLUMN smtp_hostname TEXT;
+ALTER TABLE listeners ADD COLUMN max_message_size INTEGER NOT NULL DEFAULT 52428800
+    CHECK (max_message_size > 0);
+ALTER TABLE listeners ADD COLUMN max_recipients INTEGER NOT NULL DEFAULT 1000
+    CHECK (max_recipients > 0);
+ALTER TABLE listeners ADD COLUMN max_errors INTEGER NOT NULL DEFAULT 20 CHECK (max_errors > 0);
+ALTER TABLE listeners ADD COLUMN max_line_length INTEGER NOT NULL DEFAULT 998
+    CHECK (max_line_length > 0);
+ALTER TABLE listeners ADD COLUMN starttls INTEGER NOT NULL DEFAULT 1 CHECK (starttls IN (0, 1));
+ALTER TABLE listeners ADD COLUMN command_timeout_ms INTEGER NOT NULL DEFAULT 300000
+    CHECK (command_timeout_ms > 0);
+ALTER TABLE listeners ADD COLUMN data_timeout_ms INTEGER NOT NULL DEFAULT 180000
+    CHECK (data_timeout_ms > 0);
+"#;
+
+/// Version 3: tracking records of SMTP sessions and the TLS certificates of
+/// the SMTP listeners (see `tracking.rs` and `certs.rs`).
+///
+/// Tracking rows are a log, not policy: they are never exported and do not
+/// notify subscribers. Sessions are listed newest first through the time
+/// index (which ends with the rowid, so `ORDER BY started_unix_ms DESC, id
+/// DESC` needs no sort); a pruned session takes its transactions and
+/// recipients with it (`ON DELETE CASCADE`). Addresses are kept as text so
+/// that a prefix search (`GLOB '10.1.*'`) can use their index.
+const V3: &str = r#"
+CREATE TABLE track_sessions (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    started_unix_ms INTEGER NOT NULL,
+    ended_unix_ms   INTEGER NOT NULL,
+    listener        TEXT    NOT NULL,
+    client_ip       TEXT    NOT NULL,
+    client_port     INTEGER NOT NULL CHECK (client_port BETWEEN 0 AND 65535),
+    -- the PROXY-reported client when it differs from the TCP peer
+    proxy_ip        TEXT,
+    -- '' when the client never said HELO/EHLO
+    helo            TEXT    NOT NULL,
+    -- protocol and cipher, NULL for a session without TLS
+    tls             TEXT,
+    result          TEXT    NOT NULL,
+    end_reason      TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX track_sessions_started ON track_sessions (started_unix_ms);
+CREATE INDEX track_sessions_client ON track_sessions (client_ip);
+CREATE INDEX track_sessions_proxy ON track_sessions (proxy_ip);
+
+CREATE TABLE track_transactions (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    session_id      INTEGER NOT NULL REFERENCES track_sessions (id) ON DELETE CASCADE,
+    started_unix_ms INTEGER NOT NULL,
+    sender          TEXT    NOT NULL,
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    -- `pool/server` the message went to, NULL when it was not relayed
+    server          TEXT,
+    final_reply     TEXT,
+    result          TEXT    NOT NULL CHECK (result IN ('accepted', 'rejected', 'tempfail')),
+    duration_ms     INTEGER NOT NULL CHECK (duration_ms >= 0)
+) STRICT;
+
+CREATE INDEX track_transactions_session ON track_transactions (session_id);
+CREATE INDEX track_transactions_sender ON track_transactions (sender COLLATE NOCASE);
+
+CREATE TABLE track_recipients (
+    transaction_id INTEGER NOT NULL REFERENCES track_transactions (id) ON DELETE CASCADE,
+    recipient      TEXT    NOT NULL,
+    reply_code     INTEGER NOT NULL CHECK (reply_code BETWEEN 0 AND 999),
+    reply_text     TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX track_recipients_transaction ON track_recipients (transaction_id);
+CREATE INDEX track_recipients_recipient ON track_recipients (recipient COLLATE NOCASE);
+
+CREATE TABLE certificates (
+    name         TEXT    NOT NULL PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 255),
+    cert_pem     TEXT    NOT NULL CHECK (length(cert_pem) > 0),
+    key_pem      TEXT    NOT NULL CHECK (length(key_pem) > 0),
+    created_unix INTEGER NOT NULL
+) STRICT;
+"#;
+
 /// Every migration in order; `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
