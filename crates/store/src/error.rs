@@ -42,6 +42,26 @@ pub enum StoreError {
         name: String,
     },
 
+    /// A certificate or key handed to the store is not usable PEM (the
+    /// caller's fault); nothing was stored.
+    #[error("certificate {name:?}: {reason}")]
+    InvalidCertificate {
+        /// The certificate's name in the store.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A self-signed certificate could not be generated (a host name that
+    /// cannot go into a certificate, or a failure of the crypto library).
+    #[error("certificate {name:?}: cannot generate a self-signed certificate: {reason}")]
+    CertificateGeneration {
+        /// The certificate's name in the store.
+        name: String,
+        /// The generator's error.
+        reason: String,
+    },
+
     /// The data directory could not be created or used.
     #[error("store: {path}: {source}")]
     Io {

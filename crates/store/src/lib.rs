@@ -14,6 +14,11 @@
 //! - [`Store::subscribe`] hands out a `watch` receiver of `Arc<Policy>`;
 //!   commits through the store publish at once, commits by another process
 //!   are picked up by [`Store::refresh`] / [`Store::spawn_watcher`].
+//! - Beside the policy, not part of it (never exported, nothing published):
+//!   SMTP tracking records ([`Store::record_session`], [`Store::search`],
+//!   [`Store::prune_tracking`]) and the listeners' TLS certificates
+//!   ([`Store::certificate`], [`Store::put_certificate`],
+//!   [`Store::self_signed_certificate`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), mxgate_store::StoreError> {
@@ -25,15 +30,25 @@
 //! # }
 //! ```
 
+mod certs;
 mod edit;
 mod error;
 mod rows;
 mod schema;
 mod store;
+mod tracking;
 
 pub use error::StoreError;
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, DB_FILE};
+pub use tracking::{
+    RecipientRecord, SessionRecord, TrackQuery, TransactionRecord, TransactionResult,
+    DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT,
+};
 
 #[cfg(test)]
+mod certs_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tracking_tests;

@@ -93,7 +93,12 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
             connect_timeout_ms: to_u64(errors, &key, "connect_timeout_ms", row.get(9)?),
             queue_timeout_ms: to_u64(errors, &key, "queue_timeout_ms", row.get(10)?),
             max_queue: to_u32(errors, &key, "max_queue", row.get(11)?),
-            client_identity: parse_enum(errors, &key, "client_identity", &row.get::<_, String>(13)?),
+            client_identity: parse_enum(
+                errors,
+                &key,
+                "client_identity",
+                &row.get::<_, String>(13)?,
+            ),
             backend_tls: parse_enum(errors, &key, "backend_tls", &row.get::<_, String>(14)?),
             backend_tls_name: row.get(15)?,
             server: read_servers(conn, errors, &name, &key)?,
@@ -476,7 +481,10 @@ fn parse_enum<T: serde::de::DeserializeOwned + Default>(
     text: &str,
 ) -> T {
     T::deserialize(toml::Value::String(text.to_owned())).unwrap_or_else(|e| {
-        errors.push(format!("{key}.{what}"), format!("stored value {text:?} is not valid: {e}"));
+        errors.push(
+            format!("{key}.{what}"),
+            format!("stored value {text:?} is not valid: {e}"),
+        );
         T::default()
     })
 }

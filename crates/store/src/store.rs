@@ -23,6 +23,9 @@ pub const DB_FILE: &str = "mxgate.db";
 /// How long a statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prepared statements kept per connection (`prepare_cached`).
+const STATEMENT_CACHE: usize = 64;
+
 /// The shared policy store: SQLite (WAL) at `<data_dir>/mxgate.db`.
 ///
 /// `Send + Sync`; share it as `Arc<Store>`. Every method blocks on SQLite
@@ -65,6 +68,8 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Room for the tracking writes, the search variants and the rest.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -247,6 +252,15 @@ impl Store {
         // Published under the lock, so subscribers see commits in order.
         self.publish(policy);
         Ok(())
+    }
+
+    /// Runs `f` on the connection under the store's lock, for data that is
+    /// not policy (tracking records, certificates): nothing is published.
+    pub(crate) fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError>,
+    {
+        f(&mut self.lock().conn)
     }
 
     /// Publishes `policy` when it differs from the current one.
