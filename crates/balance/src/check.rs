@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-pub use tls::TlsInfo;
+pub use tls::{client_config as accept_any_cert_config, TlsInfo};
 
 /// A boxed future, as returned by [`HealthCheck::check`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

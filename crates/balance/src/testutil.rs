@@ -2,7 +2,8 @@
 
 use crate::check::{BoxFuture, CheckError, CheckReport, HealthCheck, Step};
 use mxgate_config::{
-    Balance, CheckSettings, Pool as PoolConfig, ProxyVersion, Server as ServerConfig, ServerState,
+    BackendTls, Balance, CheckSettings, ClientIdentity, Pool as PoolConfig, ProxyVersion,
+    RelaySettings, Server as ServerConfig, ServerState,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -94,6 +95,11 @@ pub(crate) fn pool_cfg(balance: Balance, servers: Vec<ServerConfig>) -> PoolConf
         connect_timeout: Duration::from_secs(1),
         queue_timeout: Duration::from_secs(5),
         max_queue: 10,
+        relay: RelaySettings {
+            client_identity: ClientIdentity::None,
+            backend_tls: BackendTls::Opportunistic,
+            backend_tls_name: None,
+        },
         servers,
     }
 }

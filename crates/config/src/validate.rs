@@ -326,12 +326,6 @@ pub(crate) fn validate_listeners(
                 );
             }
         }
-        if l.mode == ListenerMode::Smtp {
-            errors.push(
-                format!("{key}.mode"),
-                "\"smtp\" is not available in this version: use \"l4\"",
-            );
-        }
         if !pools.contains(l.pool.as_str()) {
             let known: Vec<_> = pools.iter().copied().collect();
             errors.push(

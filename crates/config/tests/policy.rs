@@ -119,10 +119,28 @@ fn syntax_and_unknown_keys_name_the_line() {
 }
 
 #[test]
-fn smtp_mode_is_refused_until_it_exists() {
-    let text = "[[pool]]\nname = \"p\"\n[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:25\"\npool = \"p\"\nmode = \"smtp\"\n";
-    let err = Policy::parse(text).unwrap_err();
-    assert_eq!(err.0[0].key, "listener[l].mode");
+fn smtp_listeners_take_their_settings_and_refuse_send_proxy() {
+    let text = "[[pool]]\nname = \"p\"\nclient_identity = \"proxy_v2\"\n[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:25\"\npool = \"p\"\nmode = \"smtp\"\n";
+    let p = Policy::parse(text).unwrap();
+    let l = &p.listeners[0];
+    assert_eq!(l.smtp.max_message_size, 52_428_800);
+    assert_eq!(l.smtp.max_recipients, 1000);
+    assert!(l.smtp.starttls);
+    // The pool's checks speak the PROXY version its smtp listeners' relay uses.
+    assert_eq!(p.pools[0].check.proxy, mxgate_config::ProxyVersion::V2);
+    let bad =
+        format!("{text}send_proxy = \"v2\"\nmax_recipients = 10\ncommand_timeout_ms = 600000\n");
+    let err = Policy::parse(&bad).unwrap_err();
+    let keys: Vec<&str> = err.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "listener[l].max_recipients",
+            "listener[l].command_timeout_ms",
+            "listener[l].send_proxy"
+        ],
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,10 +7,12 @@
 //! established sessions are never dropped by a change. [`Gateway::shutdown`]
 //! stops accepting, lets sessions finish for a grace period, then ends them.
 
+mod backend;
 mod listener;
 pub mod proxy;
 pub mod relay;
 mod session;
+pub mod smtp;
 pub mod stats;
 mod workers;
 
@@ -28,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::Workers;
 
-pub use stats::ConnResult;
+pub use smtp::SessionReport;
+pub use stats::{ConnResult, MessageResult};
 
 /// A listener that could not be bound.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -89,6 +92,7 @@ impl Gateway {
                 active: Default::default(),
                 max_connections: Default::default(),
                 workers: Workers::start(workers)?,
+                smtp: Default::default(),
             }),
             running: Mutex::default(),
             failed: Mutex::default(),
@@ -108,6 +112,10 @@ impl Gateway {
         self.shared
             .max_connections
             .store(policy.limits.max_connections, Ordering::Relaxed);
+        self.shared
+            .smtp
+            .relay_domains
+            .store(Arc::new(policy.relay_domains.clone()));
         let mut running = self.running.lock().expect("gateway lock");
         let mut failed = self.failed.lock().expect("gateway lock");
         let mut all_stats = self.stats.lock().expect("gateway lock");
@@ -206,6 +214,24 @@ impl Gateway {
     /// True when every configured listener is accepting.
     pub fn all_bound(&self) -> bool {
         self.failed.lock().expect("gateway lock").is_empty()
+    }
+
+    /// The certificate smtp-mode listeners offer with STARTTLS (`None`: no
+    /// STARTTLS).
+    pub fn set_smtp_tls(&self, tls: Option<Arc<rustls::ServerConfig>>) {
+        self.shared.smtp.set_tls(tls);
+    }
+
+    /// Sends a report of every finished smtp-mode session to `reports`
+    /// (for tracking). A full channel drops reports (counted) rather than
+    /// slow sessions down.
+    pub fn set_session_reports(&self, reports: tokio::sync::mpsc::Sender<SessionReport>) {
+        self.shared.smtp.reports.store(Some(Arc::new(reports)));
+    }
+
+    /// Session reports dropped because the tracking writer fell behind.
+    pub fn session_reports_dropped(&self) -> u64 {
+        self.shared.smtp.reports_dropped.load(Ordering::Relaxed)
     }
 
     /// Connections open now over all listeners.

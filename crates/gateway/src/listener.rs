@@ -3,11 +3,12 @@
 //! on the accepting worker, tracked so shutdown can wait for all of them.
 
 use crate::session::{self, SessionContext};
+use crate::smtp::session::SmtpShared;
 use crate::stats::{ConnResult, ListenerStats};
 use crate::workers::Workers;
 use arc_swap::ArcSwap;
 use mxgate_balance::Pools;
-use mxgate_config::Listener;
+use mxgate_config::{Listener, ListenerMode};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub max_connections: AtomicU32,
     /// The session worker threads.
     pub workers: Workers,
+    /// What smtp-mode sessions share.
+    pub smtp: SmtpShared,
 }
 
 /// A listener that is bound and accepting.
@@ -148,6 +151,8 @@ fn admit(me: &Arc<RunningListener>, shared: &Arc<Shared>, stream: TcpStream, pee
     let task = async move {
         if over_global || over_listener {
             refuse_busy(&ctx, stream, peer).await;
+        } else if ctx.listener.mode == ListenerMode::Smtp {
+            crate::smtp::session::run(&ctx, &shared2.smtp, stream, peer).await;
         } else {
             session::run(&ctx, stream, peer).await;
         }

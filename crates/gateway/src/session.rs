@@ -3,10 +3,11 @@
 //! header to the backend, then the byte relay. When no backend can take the
 //! session the client hears `421 4.3.2` and a clean close.
 
+use crate::backend::connect_backend;
 use crate::proxy::{backend_header, read_upstream};
 use crate::relay::{relay, RelayStats};
 use crate::stats::{ConnResult, ListenerStats};
-use mxgate_balance::{Lease, NoServer, Pool, Pools, Server};
+use mxgate_balance::Pools;
 use mxgate_config::{Listener, ProxyVersion};
 use socket2::SockRef;
 use std::net::{Shutdown, SocketAddr};
@@ -63,8 +64,9 @@ pub(crate) async fn run(ctx: &SessionContext, mut client: TcpStream, peer: Socke
 }
 
 /// What happened to a session, for its log line.
-struct Outcome {
-    result: ConnResult,
+pub(crate) struct Outcome {
+    /// How the connection is counted.
+    pub result: ConnResult,
     client: SocketAddr,
     relayed: Option<(String, RelayStats)>,
     reason: Option<String>,
@@ -81,43 +83,79 @@ impl Outcome {
     }
 }
 
-async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -> Outcome {
+/// Where a session comes from: the real client, the address it connected
+/// to, and bytes that came after an upstream's PROXY header.
+pub(crate) struct Origin {
+    /// The real client.
+    pub client: SocketAddr,
+    /// The address the client connected to.
+    pub destination: SocketAddr,
+    /// Bytes received after the PROXY header.
+    pub early: Vec<u8>,
+}
+
+/// Reads the upstream's PROXY header when the listener expects one (refusing
+/// untrusted peers with 421), else takes the TCP peer as the client.
+///
+/// # Errors
+/// The outcome of a refused session, already answered.
+pub(crate) async fn origin(
+    ctx: &SessionContext,
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    needs_local: bool,
+) -> Result<Origin, Outcome> {
     let listener = &ctx.listener;
     // getsockname only when a PROXY header needs the address.
-    let needs_local = listener.accept_proxy || listener.send_proxy != ProxyVersion::None;
-    let local = needs_local
+    let local = (needs_local || listener.accept_proxy)
         .then(|| client.local_addr().ok())
         .flatten()
         .unwrap_or(listener.bind);
-    let (client_addr, destination, early) = if listener.accept_proxy {
-        match read_upstream(
-            client,
-            peer,
-            local,
-            &listener.proxy_trusted,
-            listener.proxy_timeout,
-        )
-        .await
-        {
-            Ok(up) => (up.client, up.destination, up.rest),
-            Err(e) => {
-                use crate::proxy::UpstreamError as E;
-                let result = match e {
-                    E::Untrusted(_) | E::Malformed(_) => ConnResult::Rejected,
-                    E::Timeout(_) | E::Io(_) => ConnResult::Error,
-                };
-                if let E::Untrusted(_) = e {
-                    refuse(
-                        client,
-                        &format!("421 4.7.0 {} Connection refused\r\n", ctx.hostname),
-                    )
-                    .await;
-                }
-                return Outcome::refused(result, peer, e.to_string());
+    if !listener.accept_proxy {
+        return Ok(Origin {
+            client: peer,
+            destination: local,
+            early: Vec::new(),
+        });
+    }
+    match read_upstream(
+        client,
+        peer,
+        local,
+        &listener.proxy_trusted,
+        listener.proxy_timeout,
+    )
+    .await
+    {
+        Ok(up) => Ok(Origin {
+            client: up.client,
+            destination: up.destination,
+            early: up.rest,
+        }),
+        Err(e) => {
+            use crate::proxy::UpstreamError as E;
+            let result = match e {
+                E::Untrusted(_) | E::Malformed(_) => ConnResult::Rejected,
+                E::Timeout(_) | E::Io(_) => ConnResult::Error,
+            };
+            if let E::Untrusted(_) = e {
+                let reply = format!("421 4.7.0 {} Connection refused\r\n", ctx.hostname);
+                refuse(client, &reply).await;
             }
+            Err(Outcome::refused(result, peer, e.to_string()))
         }
-    } else {
-        (peer, local, Vec::new())
+    }
+}
+
+async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -> Outcome {
+    let listener = &ctx.listener;
+    let Origin {
+        client: client_addr,
+        destination,
+        early,
+    } = match origin(ctx, client, peer, listener.send_proxy != ProxyVersion::None).await {
+        Ok(o) => o,
+        Err(outcome) => return outcome,
     };
 
     let Some(pool) = ctx.pools.get(&listener.pool) else {
@@ -139,37 +177,6 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
         client: client_addr,
         relayed: Some((server_label, relayed)),
         reason: None,
-    }
-}
-
-/// Takes a slot on a usable server and connects to it, moving on to the next
-/// server when a connect fails or times out (nothing was relayed yet, so
-/// retrying is safe).
-async fn connect_backend(pool: &Pool, client: SocketAddr) -> Result<(Lease, TcpStream), String> {
-    let timeout = pool.settings().connect_timeout;
-    let mut tried: Vec<Arc<Server>> = Vec::new();
-    let mut last_error = String::new();
-    loop {
-        let lease = match pool.acquire(client.ip(), &tried).await {
-            Ok(lease) => lease,
-            Err(NoServer::NoneUsable) if !tried.is_empty() => {
-                return Err(format!("every server failed: {last_error}"));
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        let server = Arc::clone(lease.server());
-        match tokio::time::timeout(timeout, TcpStream::connect(server.address())).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                return Ok((lease, stream));
-            }
-            Ok(Err(e)) => last_error = format!("{}: {e}", server.name()),
-            Err(_) => {
-                last_error = format!("{}: connect timed out after {timeout:?}", server.name())
-            }
-        }
-        tracing::debug!(pool = pool.name(), error = %last_error, "backend connect failed, trying the next server");
-        tried.push(server);
     }
 }
 

@@ -37,10 +37,50 @@ impl ConnResult {
     ];
 }
 
+/// How an smtp-mode transaction ended, as counted in
+/// `mxgate_smtp_messages_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageResult {
+    /// The backend took the message (its 250 went to the sender).
+    Accepted,
+    /// The sender got a permanent refusal (5xx).
+    Rejected,
+    /// The sender got a temporary refusal (4xx) and keeps the message.
+    Tempfail,
+}
+
+impl MessageResult {
+    /// Label value in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageResult::Accepted => "accepted",
+            MessageResult::Rejected => "rejected",
+            MessageResult::Tempfail => "tempfail",
+        }
+    }
+
+    /// The result a final reply code means.
+    pub fn from_code(code: u16) -> MessageResult {
+        match code {
+            200..=399 => MessageResult::Accepted,
+            400..=499 => MessageResult::Tempfail,
+            _ => MessageResult::Rejected,
+        }
+    }
+
+    /// Every result, in metrics order.
+    pub const ALL: [MessageResult; 3] = [
+        MessageResult::Accepted,
+        MessageResult::Rejected,
+        MessageResult::Tempfail,
+    ];
+}
+
 /// Live counters of one listener.
 #[derive(Debug, Default)]
 pub struct ListenerStats {
     results: [AtomicU64; 4],
+    messages: [AtomicU64; 3],
     active: AtomicU64,
 }
 
@@ -57,12 +97,23 @@ pub struct ListenerCounts {
     pub error: u64,
     /// Connections open now.
     pub active: u64,
+    /// smtp mode: messages the backend took.
+    pub messages_accepted: u64,
+    /// smtp mode: messages refused permanently.
+    pub messages_rejected: u64,
+    /// smtp mode: messages refused temporarily.
+    pub messages_tempfail: u64,
 }
 
 impl ListenerStats {
     /// Counts one finished connection.
     pub fn count(&self, result: ConnResult) {
         self.results[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one finished smtp-mode transaction.
+    pub fn count_message(&self, result: MessageResult) {
+        self.messages[result as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Connections with `result` so far.
@@ -89,6 +140,9 @@ impl ListenerStats {
             tempfail: self.total(ConnResult::Tempfail),
             error: self.total(ConnResult::Error),
             active: self.active(),
+            messages_accepted: self.messages[0].load(Ordering::Relaxed),
+            messages_rejected: self.messages[1].load(Ordering::Relaxed),
+            messages_tempfail: self.messages[2].load(Ordering::Relaxed),
         }
     }
 }

@@ -5,6 +5,8 @@ mod demo;
 mod logging;
 mod policy_cmd;
 mod service;
+mod tls;
+mod tracking;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -82,6 +82,9 @@ impl Service {
         pools.apply(&policy.pools);
         let gateway = Gateway::new(Arc::clone(&pools), &node.name, node.workers)
             .context("cannot start the session workers")?;
+        gateway.set_smtp_tls(Some(crate::tls::smtp_server_config(&store, &node.name)?));
+        let (reports, reports_rx) = tokio::sync::mpsc::channel(crate::tracking::QUEUE);
+        gateway.set_session_reports(reports);
         if let Err(errors) = gateway.apply(&policy) {
             pools.shutdown();
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -104,6 +107,11 @@ impl Service {
         let api_addr = serve(node.web_listen, mxgate_web::api_router(app.clone()));
         let metrics_addr = metrics_addr.transpose()?;
         let api_addr = api_addr.transpose()?;
+        aux.spawn(crate::tracking::writer(
+            Arc::clone(&store),
+            reports_rx,
+            stop_aux.clone(),
+        ));
         aux.spawn(follow_policy(
             Arc::clone(&store),
             Arc::clone(&pools),

@@ -28,7 +28,6 @@
 
 mod connection;
 mod data;
-mod date;
 mod proxy;
 mod server;
 mod session;

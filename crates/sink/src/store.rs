@@ -19,9 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mxgate_smtp::Reply;
 
-use crate::date::rfc5322;
 use crate::session::Message;
 use crate::SinkOptions;
+use mxgate_smtp::rfc5322_date as rfc5322;
 
 /// What every connection task of one sink shares.
 #[derive(Debug)]

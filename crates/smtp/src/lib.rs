@@ -1,6 +1,7 @@
 //! SMTP grammar pieces shared by the gateway, the health checks and the sink:
 //! replies ([`Reply`], [`parse_reply`]), command lines ([`Command`],
-//! [`parse_command`]) and line framing ([`find_line`]).
+//! [`parse_command`]), line framing ([`find_line`]), the RFC 5322 date
+//! ([`rfc5322_date`]) and the server protocol engine ([`server`]).
 //!
 //! Everything here is pure: byte slices in, values out, no I/O and no async.
 //! Framing is two-step (find a whole frame, then parse it) and "incomplete"
@@ -15,9 +16,12 @@
 //! ```
 
 pub mod command;
+pub mod date;
 pub mod line;
 pub mod reply;
+pub mod server;
 
 pub use command::{parse_command, Command, CommandError};
+pub use date::rfc5322_date;
 pub use line::{find_line, LineResult, MAX_COMMAND_LINE};
 pub use reply::{parse_reply, Reply, ReplyClass, ReplyError, MAX_REPLY_LINE};

@@ -5,7 +5,8 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use mxgate_gateway::ConnResult;
+use mxgate_config::ListenerMode;
+use mxgate_gateway::{ConnResult, MessageResult};
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -138,6 +139,28 @@ pub(crate) fn render(state: &AppState) -> String {
         "mxgate_listener_connections_total",
         "counter",
         "Connections by how they ended: accepted (relayed), rejected (policy), tempfail (421), error.",
+        samples,
+    );
+    let mut samples = Vec::new();
+    for l in listeners.iter().filter(|l| l.mode == ListenerMode::Smtp) {
+        let c = l.connections;
+        for result in MessageResult::ALL {
+            let value = match result {
+                MessageResult::Accepted => c.messages_accepted,
+                MessageResult::Rejected => c.messages_rejected,
+                MessageResult::Tempfail => c.messages_tempfail,
+            };
+            samples.push((
+                vec![("listener", l.name.as_str()), ("result", result.as_str())],
+                value as f64,
+            ));
+        }
+    }
+    family(
+        &mut out,
+        "mxgate_smtp_messages_total",
+        "counter",
+        "smtp mode: messages by the reply their sender got at the end of data (accepted = the backend's 250).",
         samples,
     );
     family(

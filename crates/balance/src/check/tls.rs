@@ -71,8 +71,13 @@ pub(crate) fn days_left(not_after: i64, now: i64) -> i64 {
     not_after.saturating_sub(now).div_euclid(86_400)
 }
 
-/// The shared client configuration (built once).
-fn client_config() -> io::Result<Arc<ClientConfig>> {
+/// The shared client configuration (built once): any certificate chain and
+/// name are accepted, handshake signatures are still verified. Also used by
+/// the gateway's SMTP-mode client for opportunistic and required STARTTLS.
+///
+/// # Errors
+/// When the crypto provider offers no safe protocol version.
+pub fn client_config() -> io::Result<Arc<ClientConfig>> {
     static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

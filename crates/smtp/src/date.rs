@@ -10,8 +10,14 @@ const MONTHS: [&str; 12] = [
 
 /// Formats `time` as an RFC 5322 `date-time` in UTC, e.g.
 /// `Wed, 27 Nov 2024 19:21:00 +0000`. Times before 1970 are clamped to the
-/// epoch (a sink's clock is never that wrong in a way worth reporting).
-pub(crate) fn rfc5322(time: SystemTime) -> String {
+/// epoch (a clock that wrong is not worth reporting in a header).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_secs(1_732_735_260);
+/// assert_eq!(mxgate_smtp::rfc5322_date(t), "Wed, 27 Nov 2024 19:21:00 +0000");
+/// ```
+pub fn rfc5322_date(time: SystemTime) -> String {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -51,7 +57,7 @@ mod tests {
     use std::time::Duration;
 
     fn at(secs: u64) -> String {
-        rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
+        rfc5322_date(UNIX_EPOCH + Duration::from_secs(secs))
     }
 
     #[test]
@@ -66,6 +72,6 @@ mod tests {
     #[test]
     fn before_epoch_is_clamped() {
         let early = UNIX_EPOCH - Duration::from_secs(10);
-        assert_eq!(rfc5322(early), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(early), "Thu, 01 Jan 1970 00:00:00 +0000");
     }
 }

@@ -1,0 +1,104 @@
+//! The seam between the inbound SMTP session (what the sender talks to) and
+//! the outbound one (what mxgate opens to a backend MTA): the inbound side
+//! asks, the outbound side answers with the backend's own replies. The 250
+//! that ends DATA is only ever the backend's.
+
+use mxgate_smtp::Reply;
+use std::net::SocketAddr;
+
+/// Who the sender is, as the backend should learn it (XCLIENT or PROXY).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The sender's address (from PROXY when a trusted upstream sent one).
+    pub addr: SocketAddr,
+    /// The address the sender connected to.
+    pub destination: SocketAddr,
+    /// The HELO/EHLO name the sender gave.
+    pub helo: String,
+    /// `true` when the sender said EHLO (ESMTP), `false` for HELO.
+    pub esmtp: bool,
+    /// TLS of the inbound session, e.g. `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384`.
+    pub tls: Option<String>,
+}
+
+/// Why a relay step failed before the backend gave a reply. Every variant
+/// becomes a `451 4.4.x` to the sender, so the sender keeps the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// No server of the pool could be used or reached.
+    #[error("no backend available: {0}")]
+    NoBackend(String),
+    /// The backend did not answer in time.
+    #[error("backend {server} timed out during {step}")]
+    Timeout {
+        /// `pool/server`.
+        server: String,
+        /// The SMTP step.
+        step: &'static str,
+    },
+    /// The backend connection broke.
+    #[error("backend {server} connection failed during {step}: {source}")]
+    Io {
+        /// `pool/server`.
+        server: String,
+        /// The SMTP step.
+        step: &'static str,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The backend spoke something that is not SMTP, or refused the session
+    /// set-up (banner, EHLO, STARTTLS, XCLIENT) itself.
+    #[error("backend {server} failed during {step}: {detail}")]
+    Protocol {
+        /// `pool/server`.
+        server: String,
+        /// The SMTP step.
+        step: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl RelayError {
+    /// The reply the sender gets: transient, so the sender retries later.
+    pub fn to_reply(&self) -> Reply {
+        let text = match self {
+            RelayError::NoBackend(_) => "4.4.1 No mail server available, try again later",
+            RelayError::Timeout { .. } => "4.4.2 Mail server timed out, try again later",
+            RelayError::Io { .. } | RelayError::Protocol { .. } => {
+                "4.4.2 Mail server connection failed, try again later"
+            }
+        };
+        Reply::new(451, text)
+    }
+}
+
+/// One outbound SMTP transaction towards a backend, driven by the inbound
+/// session. Implemented by the real backend client and by test fakes.
+///
+/// Every method returns the backend's reply when it gave one (whatever its
+/// code), or a [`RelayError`] when it could not (then the transaction is
+/// dead: the inbound side answers 451 and calls nothing more but `abort`).
+#[allow(async_fn_in_trait)]
+pub trait Relay {
+    /// `MAIL FROM:<from> params` (opens the backend session first if needed).
+    async fn mail(&mut self, from: &str, params: &str) -> Result<Reply, RelayError>;
+    /// `RCPT TO:<to> params`.
+    async fn rcpt(&mut self, to: &str, params: &str) -> Result<Reply, RelayError>;
+    /// `DATA`; a 354 means go on with [`Relay::data_chunk`].
+    async fn data_start(&mut self) -> Result<Reply, RelayError>;
+    /// Message bytes in wire form: CRLF lines, still dot-stuffed, without the
+    /// final `.` line; any chunk boundaries.
+    async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError>;
+    /// Ends the message (`.` line) and returns the backend's final reply.
+    async fn data_end(&mut self) -> Result<Reply, RelayError>;
+    /// Ends the transaction without delivering (`RSET`); the session may be
+    /// reused. Errors are ignored by callers.
+    async fn rset(&mut self);
+    /// Drops the transaction and the connection (no partial delivery: a
+    /// backend that saw no final `.` discards the message).
+    async fn abort(&mut self);
+    /// `pool/server` of the current backend, when one is open.
+    fn server(&self) -> Option<String>;
+}

@@ -1,0 +1,172 @@
+//! One smtp-mode connection: where it comes from (PROXY from a trusted
+//! upstream), the inbound session relaying through a [`Backend`] of the
+//! listener's pool, the counters, one log line, and a report for tracking.
+
+use super::inbound::{self, InboundSettings, SessionRecord, TransactionResult};
+use super::outbound::{Backend, OutboundSettings};
+use super::relay::ClientIdentity;
+use crate::session::{origin, refuse, Origin, SessionContext};
+use crate::stats::{ConnResult, MessageResult};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// What every smtp-mode session shares, replaced live.
+#[derive(Default)]
+pub(crate) struct SmtpShared {
+    /// `[relay] domains` of the policy.
+    pub relay_domains: ArcSwap<Vec<String>>,
+    /// STARTTLS identity; `None` = STARTTLS not offered.
+    pub tls: ArcSwapOption<rustls::ServerConfig>,
+    /// Where finished sessions are reported for tracking.
+    pub reports: ArcSwapOption<mpsc::Sender<SessionReport>>,
+    /// Reports dropped because the tracking writer fell behind.
+    pub reports_dropped: AtomicU64,
+}
+
+/// A finished smtp-mode session, for the tracking store.
+#[derive(Debug, Clone)]
+pub struct SessionReport {
+    /// Listener name.
+    pub listener: String,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client (differs from `peer` behind a trusted PROXY upstream).
+    pub client: SocketAddr,
+    /// When the connection was accepted.
+    pub started: SystemTime,
+    /// When it ended.
+    pub ended: SystemTime,
+    /// What happened.
+    pub record: SessionRecord,
+}
+
+/// Runs one smtp-mode connection to its end.
+pub(crate) async fn run(
+    ctx: &SessionContext,
+    shared: &SmtpShared,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let started = SystemTime::now();
+    let _open = ctx.stats.open();
+    let listener = &ctx.listener;
+    let Origin {
+        client,
+        destination,
+        early,
+    } = match origin(ctx, &mut stream, peer, true).await {
+        Ok(o) => o,
+        Err(outcome) => {
+            ctx.stats.count(outcome.result);
+            return;
+        }
+    };
+    if !early.is_empty() {
+        // The client spoke before our greeting (RFC 5321 4.3.1 forbids it).
+        let reply = format!(
+            "554 5.5.1 {} Protocol error: talking too early\r\n",
+            ctx.hostname
+        );
+        refuse(&mut stream, &reply).await;
+        ctx.stats.count(ConnResult::Rejected);
+        return;
+    }
+    let Some(pool) = ctx.pools.get(&listener.pool) else {
+        let reply = format!("421 4.3.2 {} Service not available\r\n", ctx.hostname);
+        refuse(&mut stream, &reply).await;
+        ctx.stats.count(ConnResult::Tempfail);
+        return;
+    };
+    let relay_settings = pool.settings().relay.clone();
+    let hostname = listener
+        .smtp
+        .hostname
+        .clone()
+        .unwrap_or_else(|| ctx.hostname.to_string());
+    let identity = ClientIdentity {
+        addr: client,
+        destination,
+        helo: String::new(),
+        esmtp: false,
+        tls: None,
+    };
+    let backend = Backend::new(
+        pool,
+        identity.clone(),
+        OutboundSettings {
+            identity: relay_settings.client_identity,
+            tls: relay_settings.backend_tls,
+            tls_name: relay_settings.backend_tls_name,
+            ehlo_name: hostname.clone(),
+            ..OutboundSettings::default()
+        },
+    );
+    let settings = InboundSettings {
+        hostname,
+        max_message_size: listener.smtp.max_message_size,
+        max_recipients: listener.smtp.max_recipients,
+        max_errors: listener.smtp.max_errors,
+        max_line: listener.smtp.max_line_length as usize,
+        command_timeout: listener.smtp.command_timeout,
+        data_timeout: listener.smtp.data_timeout,
+        relay_domains: shared.relay_domains.load_full(),
+    };
+    let tls = listener
+        .smtp
+        .starttls
+        .then(|| shared.tls.load_full())
+        .flatten();
+    let record = inbound::serve(stream, backend, &settings, identity, tls).await;
+    ctx.stats.count(ConnResult::Accepted);
+    for t in &record.transactions {
+        ctx.stats.count_message(match t.result {
+            TransactionResult::Accepted => MessageResult::Accepted,
+            TransactionResult::Rejected => MessageResult::Rejected,
+            TransactionResult::Tempfail => MessageResult::Tempfail,
+        });
+        tracing::info!(
+            listener = %listener.name,
+            client = %client,
+            from = %t.from,
+            rcpts = t.rcpts.len(),
+            size = t.size,
+            server = t.server.as_deref().unwrap_or("-"),
+            reply = t.final_reply.as_deref().unwrap_or("-"),
+            "message"
+        );
+    }
+    tracing::info!(
+        listener = %listener.name,
+        client = %client,
+        helo = record.helo.as_deref().unwrap_or("-"),
+        tls = record.tls.as_deref().unwrap_or("-"),
+        messages = record.transactions.len(),
+        end = %record.end,
+        "smtp session"
+    );
+    if let Some(reports) = shared.reports.load_full() {
+        let report = SessionReport {
+            listener: listener.name.clone(),
+            peer,
+            client,
+            started,
+            ended: SystemTime::now(),
+            record,
+        };
+        if reports.try_send(report).is_err() {
+            shared.reports_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl SmtpShared {
+    /// Shares the STARTTLS identity with new sessions.
+    pub fn set_tls(&self, tls: Option<Arc<rustls::ServerConfig>>) {
+        self.tls.store(tls);
+    }
+}
