@@ -400,27 +400,36 @@ pub(crate) fn validate_listeners(
 /// an error: a backend accepts one kind only.
 pub(crate) fn resolve_check_proxy(errors: &mut Errors, pools: &mut [Pool], listeners: &[Listener]) {
     for pool in pools {
+        // The PROXY header each listener's sessions bring to this pool: an
+        // l4 listener's `send_proxy`, or the pool's `client_identity` for
+        // the relay of an smtp listener.
+        let identity = pool.relay.client_identity;
+        let header = |l: &Listener| match (l.mode, identity) {
+            (ListenerMode::L4, _) => l.send_proxy,
+            (ListenerMode::Smtp, ClientIdentity::ProxyV1) => ProxyVersion::V1,
+            (ListenerMode::Smtp, ClientIdentity::ProxyV2) => ProxyVersion::V2,
+            (ListenerMode::Smtp, _) => ProxyVersion::None,
+        };
         let mut users = listeners.iter().filter(|l| l.pool == pool.name);
         let Some(first) = users.next() else {
             continue;
         };
-        if let Some(other) = users.find(|l| l.send_proxy != first.send_proxy) {
+        if let Some(other) = users.find(|l| header(l) != header(first)) {
             errors.push(
-                format!("listener[{}].send_proxy", other.name),
+                format!("listener[{}]", other.name),
                 format!(
-                    "differs from listener {:?} ({:?}) though both use pool {:?}: a backend \
-                     accepts one kind of PROXY header only",
-                    first.name, first.send_proxy, pool.name
+                    "brings a PROXY header ({:?}) to pool {:?} that differs from listener {:?}'s \
+                     ({:?}): a backend accepts one kind only (l4 listeners: send_proxy; smtp \
+                     listeners: the pool's client_identity)",
+                    header(other),
+                    pool.name,
+                    first.name,
+                    header(first)
                 ),
             );
         }
         if pool.check.send_proxy.is_none() {
-            pool.check.proxy = match (first.mode, pool.relay.client_identity) {
-                (ListenerMode::Smtp, ClientIdentity::ProxyV1) => ProxyVersion::V1,
-                (ListenerMode::Smtp, ClientIdentity::ProxyV2) => ProxyVersion::V2,
-                (ListenerMode::Smtp, _) => ProxyVersion::None,
-                (ListenerMode::L4, _) => first.send_proxy,
-            };
+            pool.check.proxy = header(first);
         }
     }
 }

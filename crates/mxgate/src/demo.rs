@@ -15,9 +15,12 @@ use tokio_util::sync::CancellationToken;
 /// `mxgate demo` options.
 #[derive(Args)]
 pub(crate) struct DemoArgs {
-    /// SMTP listener of the gateway (port 0 = any free port).
+    /// l4 listener of the gateway (port 0 = any free port).
     #[arg(long, default_value = "127.0.0.1:2525")]
     smtp: SocketAddr,
+    /// smtp-mode listener of the gateway (port 0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:2526")]
+    smtp_mode: SocketAddr,
     /// `/metrics` and `/healthz` listener.
     #[arg(long, default_value = "127.0.0.1:9100")]
     metrics: SocketAddr,
@@ -78,7 +81,11 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
             }
         });
     }
-    let policy_text = demo_policy(concrete_port(args.smtp)?, &sink_addrs);
+    let policy_text = demo_policy(
+        concrete_port(args.smtp)?,
+        concrete_port(args.smtp_mode)?,
+        &sink_addrs,
+    );
     let policy_path = dir.join("demo-policy.toml");
     std::fs::write(&policy_path, &policy_text).context("cannot write the demo policy")?;
     let policy = Policy::parse(&policy_text).map_err(|e| e.in_file(&policy_path))?;
@@ -96,13 +103,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
         .replace_policy(&policy)
         .context("cannot store the demo policy")?;
     let service = Service::start(&node, store).await?;
-    let smtp = service
-        .gateway()
-        .listeners()
-        .first()
-        .and_then(|l| l.local_addr)
-        .unwrap_or(args.smtp);
-    print_banner(dir, smtp, &service, &policy_path);
+    print_banner(dir, &service, &policy_path);
     service.wait_for_signals(Some(policy_path)).await?;
     service.stop(node.shutdown_grace).await;
     stop_sinks.cancel();
@@ -119,13 +120,14 @@ fn concrete_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     Ok(probe.local_addr()?)
 }
 
-/// The demo's policy: one l4 listener over a pool of the two sinks, which
-/// read the PROXY v2 header and record the real client address.
-fn demo_policy(smtp: SocketAddr, sinks: &[SocketAddr]) -> String {
+/// The demo's policy: an l4 and an smtp-mode listener over a pool of the two
+/// sinks, which read the PROXY v2 header and record the real client address.
+fn demo_policy(smtp: SocketAddr, smtp_mode: SocketAddr, sinks: &[SocketAddr]) -> String {
     let mut text = String::from(
         "# mxgate demo policy: edit and send SIGHUP (or Ctrl-C and restart) to change it.\n\
          [relay]\ndomains = [\"example.test\"]\n\n\
          [[pool]]\nname = \"demo\"\nbalance = \"roundrobin\"\n\
+         client_identity = \"proxy_v2\"\nbackend_tls = \"off\"\n\
          check = { interval_ms = 1000, timeout_ms = 1000, fall = 2, rise = 2 }\n",
     );
     for (i, addr) in sinks.iter().enumerate() {
@@ -135,33 +137,42 @@ fn demo_policy(smtp: SocketAddr, sinks: &[SocketAddr]) -> String {
         ));
     }
     text.push_str(&format!(
-        "\n[[listener]]\nname = \"mx\"\nbind = \"{smtp}\"\nmode = \"l4\"\npool = \"demo\"\nsend_proxy = \"v2\"\n"
+        "\n[[listener]]\nname = \"mx\"\nbind = \"{smtp}\"\nmode = \"l4\"\npool = \"demo\"\nsend_proxy = \"v2\"\n\
+         \n[[listener]]\nname = \"mx-smtp\"\nbind = \"{smtp_mode}\"\nmode = \"smtp\"\npool = \"demo\"\n"
     ));
     text
 }
 
-fn print_banner(dir: &Path, smtp: SocketAddr, service: &Service, policy: &Path) {
-    let host = smtp.ip();
-    let port = smtp.port();
+fn print_banner(dir: &Path, service: &Service, policy: &Path) {
+    let listeners = service.gateway().listeners();
+    let addr = |name: &str| {
+        listeners
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.local_addr)
+            .map_or("(off)".to_string(), |a| a.to_string())
+    };
+    let (l4, smtp) = (addr("mx"), addr("mx-smtp"));
     let show = |a: Option<SocketAddr>| a.map_or("(off)".to_string(), |a| a.to_string());
+    let api = show(service.api_addr);
     println!(
-        "\nmxgate demo is running: an l4 gateway balancing over two sink MTAs.\n\
-         \n  SMTP (l4, PROXY v2 to the sinks)  {smtp}\
-         \n  metrics                           http://{}/metrics\
-         \n  status API                        http://{}/api/v1/status\
-         \n  policy                            {}\
-         \n  mail lands in                     {}/mta1/new and {}/mta2/new\
-         \n\nSend a test message:\
-         \n  swaks --server {host}:{port} --from demo@example.test --to postmaster@example.test\
-         \n  (or: mxgate sends nothing itself; any SMTP client works, e.g. `nc {host} {port}`)\
-         \nWatch it: curl -s http://{}/api/v1/status\
+        "\nmxgate demo is running: a gateway balancing over two sink MTAs.\n\
+         \n  SMTP, l4 mode (PROXY v2 to the sinks)    {l4}\
+         \n  SMTP, smtp mode (STARTTLS, relay check)  {smtp}\
+         \n  metrics                                  http://{}/metrics\
+         \n  status API                               http://{api}/api/v1/status\
+         \n  message tracking                         http://{api}/api/v1/tracking\
+         \n  policy                                   {}\
+         \n  mail lands in                            {}/mta1/new and {}/mta2/new\
+         \n\nSend a test message (relay domain: example.test):\
+         \n  swaks --server {l4} --from demo@example.test --to postmaster@example.test\
+         \n  swaks --server {smtp} --tls --from demo@example.test --to postmaster@example.test\
+         \nWatch it: curl -s http://{api}/api/v1/status\
          \nCtrl-C stops the demo cleanly (open sessions finish first).\n",
         show(service.metrics_addr),
-        show(service.api_addr),
         policy.display(),
         dir.display(),
         dir.display(),
-        show(service.api_addr),
     );
 }
 

@@ -90,13 +90,12 @@ impl Service {
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::bail!("{}", text.join("; "));
         }
-        let store_for_health = Arc::clone(&store);
         let app = AppState::new(
             &node.name,
             env!("CARGO_PKG_VERSION"),
             Arc::clone(&gateway),
             Arc::clone(&pools),
-            move || store_for_health.check_health(),
+            Arc::clone(&store),
         );
         let stop_aux = CancellationToken::new();
         let mut aux = tokio::task::JoinSet::new();

@@ -184,6 +184,8 @@ fn the_demo_delivers_a_message_and_stops_cleanly_on_ctrl_c() {
         "127.0.0.1:0",
         "--api",
         "127.0.0.1:0",
+        "--smtp-mode",
+        "127.0.0.1:0",
         "--dir",
         dir.path().to_str().unwrap(),
     ])
@@ -193,10 +195,20 @@ fn the_demo_delivers_a_message_and_stops_cleanly_on_ctrl_c() {
     .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut smtp = None;
+    let mut smtp_mode = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("SMTP (l4, PROXY v2 to the sinks)") {
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("SMTP, l4 mode (PROXY v2 to the sinks)")
+        {
             smtp = Some(rest.trim().parse::<std::net::SocketAddr>().unwrap());
+        }
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("SMTP, smtp mode (STARTTLS, relay check)")
+        {
+            smtp_mode = Some(rest.trim().parse::<std::net::SocketAddr>().unwrap());
         }
         if line.starts_with("Ctrl-C stops") {
             break;
@@ -221,6 +233,17 @@ fn the_demo_delivers_a_message_and_stops_cleanly_on_ctrl_c() {
     assert!(queued.starts_with("250 "), "{queued}");
     c.command("QUIT").unwrap();
     drop(c);
+    // The smtp-mode listener answers itself and relays to a sink.
+    let mut c =
+        SmtpClient::connect(smtp_mode.expect("the demo prints its smtp-mode address")).unwrap();
+    assert!(c.reply().unwrap().starts_with("220 demo ESMTP"));
+    assert!(c.command("EHLO client.test").unwrap().contains("STARTTLS"));
+    let queued = c
+        .send_mail("demo@example.test", "postmaster@example.test", "hello")
+        .unwrap();
+    assert!(queued.starts_with("250 "), "{queued}");
+    c.command("QUIT").unwrap();
+    drop(c);
     let stored: Vec<String> = ["mta1", "mta2"]
         .iter()
         .flat_map(|m| {
@@ -230,12 +253,12 @@ fn the_demo_delivers_a_message_and_stops_cleanly_on_ctrl_c() {
         })
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
         .collect();
-    assert_eq!(stored.len(), 1);
-    assert!(
-        stored[0].contains("X-Sink-Client: 127.0.0.1\r\n"),
-        "{}",
-        stored[0]
-    );
+    assert_eq!(stored.len(), 2, "{stored:#?}");
+    for m in &stored {
+        assert!(m.contains("X-Sink-Client: 127.0.0.1\r\n"), "{m}");
+    }
+    let relayed = stored.iter().filter(|m| m.contains("by demo (mxgate)"));
+    assert_eq!(relayed.count(), 1, "{stored:#?}");
 
     support::process::send_signal("INT", &child.id().to_string());
     let status = support::poll(Duration::from_secs(15), || child.try_wait().ok().flatten());

@@ -4,24 +4,11 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
-use support::gateway::{Gateway, Sink, SmtpClient};
+use support::gateway::{smtp_policy, Gateway, Sink, SmtpClient};
 use support::{free_addr, output_text, swaks, Postfix, DELIVERED};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A policy with one smtp listener on `bind` relaying to `server` for the
-/// relay domain example.test.
-fn smtp_policy(bind: SocketAddr, server: SocketAddr, pool_extra: &str) -> String {
-    format!(
-        "[relay]\ndomains = [\"example.test\"]\n\
-         [[pool]]\nname = \"mta\"\n{pool_extra}\n\
-         check = {{ interval_ms = 300, timeout_ms = 1000, fall = 1, rise = 1 }}\n\
-         [[pool.server]]\nname = \"mta1\"\naddress = \"{server}\"\n\
-         [[listener]]\nname = \"mx\"\nbind = \"{bind}\"\nmode = \"smtp\"\npool = \"mta\"\nhostname = \"mx.gw.test\"\n"
-    )
-}
 
 #[test]
 fn relays_to_postfix_with_xclient_and_answers_with_its_reply() {
@@ -182,4 +169,48 @@ fn starttls_with_swaks() {
     let msgs = sink.messages();
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].contains("with ESMTPS"), "{}", msgs[0]);
+}
+
+#[test]
+fn every_transaction_is_tracked_and_searchable() {
+    let sink = Sink::start("sink", false);
+    let bind = free_addr();
+    let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, ""));
+    gw.wait_metric("mxgate_backend_up{pool=\"mta\",server=\"mta1\"}", 1.0, WAIT);
+    let mut c = SmtpClient::connect(bind).unwrap();
+    c.reply().unwrap();
+    c.command("EHLO tracked.client.test").unwrap();
+    let queued = c
+        .send_mail("alice@client.test", "bob@example.test", "hi")
+        .unwrap();
+    assert!(queued.starts_with("250 "), "{queued}");
+    assert!(c
+        .command("MAIL FROM:<carol@client.test>")
+        .unwrap()
+        .starts_with("250"));
+    assert!(c
+        .command("RCPT TO:<dave@elsewhere.test>")
+        .unwrap()
+        .starts_with("554"));
+    c.command("QUIT").unwrap();
+    drop(c);
+    let found = support::poll(WAIT, || {
+        let (code, body) =
+            support::gateway::http_get(gw.api, "/api/v1/tracking?recipient=bob@example")?;
+        (code == 200 && body.contains("alice@client.test")).then_some(body)
+    })
+    .expect("the session is tracked");
+    assert!(
+        found.contains("\"helo\":\"tracked.client.test\""),
+        "{found}"
+    );
+    assert!(found.contains("\"result\":\"accepted\""), "{found}");
+    assert!(found.contains("\"server\":\"mta/mta1\""), "{found}");
+    assert!(found.contains("250 2.0.0 Ok: queued as"), "{found}");
+    // The refused transaction is in the same session's record.
+    assert!(found.contains("carol@client.test"), "{found}");
+    assert!(found.contains("\"reply_code\":554"), "{found}");
+    let (code, none) =
+        support::gateway::http_get(gw.api, "/api/v1/tracking?sender=nobody@").unwrap();
+    assert_eq!((code, none.trim()), (200, "[]"));
 }

@@ -1,12 +1,13 @@
 //! mxgate's HTTP side.
 //!
 //! Two routers: [`metrics_router`] (plain HTTP, `/metrics` in the Prometheus
-//! text format and `/healthz`) and [`api_router`] (`/api/v1/status` and
-//! `/healthz`). Until the web UI adds authentication, the node file only
+//! text format and `/healthz`) and [`api_router`] (`/api/v1/status`,
+//! `/api/v1/tracking` and `/healthz`). Until the web UI adds authentication, the node file only
 //! allows the API on a loopback address.
 
 mod metrics;
 mod status;
+mod tracking;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use mxgate_balance::Pools;
 use mxgate_gateway::Gateway;
+use mxgate_store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,18 +34,17 @@ struct Inner {
     started: Instant,
     gateway: Arc<Gateway>,
     pools: Arc<Pools>,
-    store_ok: Box<dyn Fn() -> bool + Send + Sync>,
+    store: Arc<Store>,
 }
 
 impl AppState {
-    /// State for a node called `node`; `store_ok` tells whether the store
-    /// answers (it is called on every `/healthz`).
+    /// State for a node called `node`.
     pub fn new(
         node: &str,
         version: &str,
         gateway: Arc<Gateway>,
         pools: Arc<Pools>,
-        store_ok: impl Fn() -> bool + Send + Sync + 'static,
+        store: Arc<Store>,
     ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
@@ -52,7 +53,7 @@ impl AppState {
                 started: Instant::now(),
                 gateway,
                 pools,
-                store_ok: Box::new(store_ok),
+                store,
             }),
         }
     }
@@ -71,7 +72,7 @@ impl AppState {
         if !down.is_empty() {
             return Some(down.join(", "));
         }
-        if !(self.inner.store_ok)() {
+        if !self.inner.store.check_health() {
             return Some("store not available".to_string());
         }
         None
@@ -96,10 +97,12 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `/api/v1/status` and `/healthz`.
+/// `/api/v1/status`, `/api/v1/tracking` and `/healthz`.
 pub fn api_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/status", get(status::handler))
+        .route("/api/v1/tracking", get(tracking::search))
+        .route("/api/v1/tracking/{id}", get(tracking::session))
         .route("/healthz", get(healthz))
         .with_state(state)
 }

@@ -5,16 +5,16 @@
 //! at the end of DATA is only ever the backend's.
 //!
 //! Generic over the stream so tests run on `tokio::io::duplex`; STARTTLS
-//! re-enters the same loop with a `TlsStream<S>` ([`converse`] returns the
+//! re-enters the same loop with a `TlsStream<S>` (`converse` returns the
 //! plain stream when an upgrade is asked for).
 //!
 //! Guarantees:
 //! - PIPELINING: every complete command buffered is answered in order, and
 //!   the replies are flushed before the next read;
 //! - bounded buffering: the read buffer holds at most one read plus an
-//!   incomplete command line (512 octets) or three undecided data octets;
-//! - any [`RelayError`] ends the transaction with `abort` and a 451; a
-//!   message refused by the DATA reader (bare CR/LF, long line, size), a
+//!   incomplete command line (512 octets) or two undecided data octets;
+//! - any [`RelayError`](super::relay::RelayError) ends the transaction
+//!   with `abort` and a 451; a message refused by the DATA reader (bare CR/LF, long line, size), a
 //!   disconnect or a timeout in a transaction also end it with `abort`, so
 //!   the backend never sees the final dot and delivers nothing;
 //! - plaintext buffered after `STARTTLS` is discarded, never read as if it
@@ -279,6 +279,7 @@ impl<R: Relay> Conversation<'_, R> {
                     final_reply: None,
                     result: TransactionResult::Rejected,
                 });
+                self.relay.identify(&self.identity);
                 match self.relay.mail(&from, &params).await {
                     Ok(reply) => {
                         if !reply.is_positive() {

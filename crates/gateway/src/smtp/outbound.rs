@@ -190,6 +190,10 @@ impl Backend {
 }
 
 impl Relay for Backend {
+    fn identify(&mut self, client: &ClientIdentity) {
+        self.identity.clone_from(client);
+    }
+
     async fn mail(&mut self, from: &str, params: &str) -> Result<Reply, RelayError> {
         let line = command_line("MAIL FROM:", from, params)?;
         let limit = self.settings.command_timeout;

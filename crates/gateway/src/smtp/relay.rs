@@ -82,6 +82,9 @@ impl RelayError {
 /// dead: the inbound side answers 451 and calls nothing more but `abort`).
 #[allow(async_fn_in_trait)]
 pub trait Relay {
+    /// Tells the relay who the sender is now (its HELO and TLS are known
+    /// only after the greeting); used when the backend session opens.
+    fn identify(&mut self, client: &ClientIdentity);
     /// `MAIL FROM:<from> params` (opens the backend session first if needed).
     async fn mail(&mut self, from: &str, params: &str) -> Result<Reply, RelayError>;
     /// `RCPT TO:<to> params`.

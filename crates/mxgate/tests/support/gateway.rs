@@ -151,6 +151,19 @@ pub fn l4_policy(
     p
 }
 
+/// A policy with one smtp listener on `bind` relaying to `server` for the
+/// relay domain example.test (`pool_extra`: more lines for the pool).
+/// The listener section comes last: append lines to set more of its keys.
+pub fn smtp_policy(bind: SocketAddr, server: SocketAddr, pool_extra: &str) -> String {
+    format!(
+        "[relay]\ndomains = [\"example.test\"]\n\
+         [[pool]]\nname = \"mta\"\n{pool_extra}\n\
+         check = {{ interval_ms = 300, timeout_ms = 1000, fall = 1, rise = 1 }}\n\
+         [[pool.server]]\nname = \"mta1\"\naddress = \"{server}\"\n\
+         [[listener]]\nname = \"mx\"\nbind = \"{bind}\"\nmode = \"smtp\"\npool = \"mta\"\nhostname = \"mx.gw.test\"\n"
+    )
+}
+
 /// The value of `sample` in a Prometheus text exposition.
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
     text.lines()
@@ -220,6 +233,12 @@ impl SmtpClient {
         self.reply()
     }
 
+    /// Writes raw `bytes` (no CRLF added, no reply read): for bad input,
+    /// pipelined commands and message data sent in parts.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
     /// Sends a whole transaction and returns the reply to the final dot.
     pub fn send_mail(&mut self, from: &str, to: &str, body: &str) -> std::io::Result<String> {
         self.command(&format!("MAIL FROM:<{from}>"))?;
@@ -236,6 +255,32 @@ impl SmtpClient {
         let _ = self.reader.get_mut().set_read_timeout(Some(timeout));
         let mut buf = [0u8; 256];
         matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    /// True when the server closes the connection (EOF or reset) within
+    /// `timeout`, reading and dropping whatever it sends first (a last
+    /// reply, a TLS alert). Silence until `timeout` is `false` (unlike
+    /// [`SmtpClient::closed_within`], which takes a read timeout for a close).
+    pub fn wait_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.reader.get_mut().set_read_timeout(Some(left)).is_err() {
+                return false;
+            }
+            match self.reader.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    )
+                }
+            }
+        }
     }
 }
 

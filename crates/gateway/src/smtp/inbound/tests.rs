@@ -48,6 +48,8 @@ impl Fake {
 }
 
 impl Relay for Fake {
+    fn identify(&mut self, _client: &ClientIdentity) {}
+
     async fn mail(&mut self, from: &str, params: &str) -> Result<Reply, RelayError> {
         self.call(
             "mail",
