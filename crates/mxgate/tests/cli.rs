@@ -17,15 +17,17 @@ fn examples() -> std::path::PathBuf {
 #[test]
 fn the_examples_are_valid() {
     let ex = examples();
-    let (code, out) = mxgate_output(&[
-        "check-config",
-        "--config",
-        ex.join("node.toml").to_str().unwrap(),
-        "--policy",
-        ex.join("policy.toml").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("configuration ok"), "{out}");
+    for policy in ["policy.toml", "policy-smtp.toml"] {
+        let (code, out) = mxgate_output(&[
+            "check-config",
+            "--config",
+            ex.join("node.toml").to_str().unwrap(),
+            "--policy",
+            ex.join(policy).to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{policy}: {out}");
+        assert!(out.contains("configuration ok"), "{out}");
+    }
 }
 
 #[test]
