@@ -91,7 +91,7 @@ fn no_usable_backend_gives_421_and_a_clean_close() {
     let reply = c.reply().unwrap();
     assert!(reply.starts_with("421 4.3.2 "), "{reply}");
     assert!(
-        c.closed_within(Duration::from_secs(5)),
+        c.wait_closed(Duration::from_secs(5)),
         "the gateway closes after 421"
     );
     gw.wait_metric(
@@ -198,7 +198,7 @@ fn proxy_headers_are_taken_only_from_trusted_upstreams() {
     assert!(reply.starts_with("421 4.7.0 "), "{reply}");
     // Garbage instead of a header from a trusted peer: closed, counted.
     let mut c = SmtpClient::connect_with(trusted_bind, b"EHLO me\r\n").unwrap();
-    assert!(c.closed_within(Duration::from_secs(5)));
+    assert!(c.wait_closed(Duration::from_secs(5)));
     gw.wait_metric(
         "mxgate_listener_connections_total{listener=\"edge\",result=\"rejected\"}",
         1.0,
@@ -298,7 +298,7 @@ fn the_global_connection_cap_answers_421() {
     let reply = c3.reply().unwrap();
     assert!(reply.starts_with("421 4.7.0 "), "{reply}");
     c1.command("QUIT").unwrap();
-    assert!(c1.closed_within(Duration::from_secs(5)));
+    assert!(c1.wait_closed(Duration::from_secs(5)));
     drop((c1, c3));
     let again = poll(Duration::from_secs(5), || {
         let mut c = SmtpClient::connect(bind).ok()?;

@@ -250,17 +250,9 @@ impl SmtpClient {
         self.reply()
     }
 
-    /// True when the server closed the connection (EOF or reset) within `timeout`.
-    pub fn closed_within(&mut self, timeout: Duration) -> bool {
-        let _ = self.reader.get_mut().set_read_timeout(Some(timeout));
-        let mut buf = [0u8; 256];
-        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
-    }
-
     /// True when the server closes the connection (EOF or reset) within
     /// `timeout`, reading and dropping whatever it sends first (a last
-    /// reply, a TLS alert). Silence until `timeout` is `false` (unlike
-    /// [`SmtpClient::closed_within`], which takes a read timeout for a close).
+    /// reply, a TLS alert). Silence until `timeout` is `false`.
     pub fn wait_closed(&mut self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         let mut buf = [0u8; 4096];
