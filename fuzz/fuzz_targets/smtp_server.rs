@@ -2,8 +2,11 @@
 //! arbitrary client bytes, read in arbitrary pieces, with a backend that
 //! accepts everything. It never panics or stalls, every reply it writes is a
 //! well-formed SMTP reply, and what it forwards to the backend is clean
-//! (CRLF lines only, never an end-of-data line): no SMTP smuggling. The DATA
-//! reader alone gives the same result whatever the read sizes.
+//! (CRLF lines only, never an end-of-data line): no SMTP smuggling, also
+//! for messages sent in BDAT chunks (CHUNKING), which are converted to DATA
+//! wire form. The backend refuses DATA (and so the first BDAT) for one input
+//! in four. The DATA reader alone gives the same result whatever the read
+//! sizes.
 
 #![no_main]
 
@@ -17,11 +20,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let piece = usize::from(split % 64) + 1;
-    engine(wire, piece);
+    let refuse_data = split & 0xC0 == 0xC0;
+    engine(wire, piece, refuse_data);
     reader(wire, piece);
 });
 
-fn engine(wire: &[u8], piece: usize) {
+fn engine(wire: &[u8], piece: usize, refuse_data: bool) {
     let mut session = Session::new(ServerConfig {
         hostname: "mx.example.org".into(),
         relay_domains: vec!["example.org".into()],
@@ -56,8 +60,20 @@ fn engine(wire: &[u8], piece: usize) {
                     session.rcpt_reply(&Reply::new(250, "2.1.5 Ok"));
                 }
                 Step::Data => {
-                    if session.data_reply(&Reply::new(354, "go")) {
+                    let code = if refuse_data { 554 } else { 354 };
+                    if session.data_reply(&Reply::new(code, "go")) {
                         message.clear();
+                    }
+                }
+                Step::Chunk { wire, end, .. } => {
+                    message.extend_from_slice(wire);
+                    match end {
+                        None => {}
+                        Some(DataEnd::Complete { .. }) => {
+                            check_clean(&message);
+                            session.message_reply(&Reply::new(250, "2.0.0 queued"));
+                        }
+                        Some(DataEnd::Refused { .. }) => {}
                     }
                 }
                 Step::Message { forward, end, .. } => {
@@ -72,7 +88,7 @@ fn engine(wire: &[u8], piece: usize) {
                         Some(DataEnd::Refused { .. }) => {}
                     }
                 }
-                Step::Replied | Step::Reset | Step::RcptRefused { .. } => {
+                Step::Replied | Step::Reset | Step::Abort | Step::RcptRefused { .. } => {
                     assert!(consumed > 0, "no progress on {step:?}");
                 }
             }

@@ -7,7 +7,9 @@ exception, Ctrl-C, SIGTERM or SIGHUP.
 
 import json
 import os
+import platform
 import random
+import select
 import resource
 import shutil
 import signal
@@ -56,6 +58,12 @@ class Procs:
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.running: list[tuple[str, subprocess.Popen]] = []
+        self.cleanups: list = []
+
+    def on_exit(self, fn) -> None:
+        """Runs fn() (before the processes are stopped) when the block ends,
+        for what is not a child process group, e.g. a daemonized Postfix."""
+        self.cleanups.append(fn)
 
     def __enter__(self):
         # SIGINT too: a shell may start a background job with it ignored.
@@ -131,6 +139,12 @@ class Procs:
         sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
         try:
+            for fn in reversed(self.cleanups):
+                try:
+                    fn()
+                except Exception as e:  # noqa: BLE001 - keep cleaning up
+                    log(f"warning: cleanup failed: {e}")
+            self.cleanups.clear()
             for _, proc in reversed(self.running):
                 self.stop(proc)
             self.running.clear()
@@ -255,13 +269,183 @@ def write_results(name: str, data: dict) -> Path:
     return path
 
 
-def metric_sum(text: str, name: str) -> float:
-    """Sum of every sample of metric `name` in Prometheus text."""
+def metric_sum(text: str, name: str, where: str = "") -> float:
+    """Sum of every sample of metric `name` in Prometheus text (only the
+    samples whose line contains `where`, e.g. 'result="accepted"')."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{") and where in line:
             try:
                 total += float(line.rsplit(None, 1)[1])
             except (ValueError, IndexError):
                 pass
     return total
+
+
+# --- shared by the SMTP benchmarks (l4, smtp) ---------------------------------------
+
+SINK_MAX_CONN = 8000  # smtp-sink -m: concurrent sessions each sink serves
+SINK_BACKLOG = 4096
+FROM, TO, HELO = "bench@example.test", "sink@example.test", "bench.example.test"
+
+
+def start_sink(procs: Procs, name: str, count: bool = False) -> tuple[int, subprocess.Popen]:
+    """Starts Postfix's smtp-sink on a free port; with `count` it keeps
+    running counters in WORKDIR/NAME.log (read them with `sink_messages`)."""
+    port = free_port()
+    argv = ["smtp-sink"]
+    if os.geteuid() == 0:
+        argv += ["-u", "postfix"]  # required when run as root
+    if count:
+        argv.append("-c")
+    argv += ["-m", str(SINK_MAX_CONN), f"{HOST}:{port}", str(SINK_BACKLOG)]
+    proc = procs.start(name, argv)
+    wait_tcp(procs, name, proc, port)
+    return port, proc
+
+
+def sink_messages(procs: Procs, name: str) -> int:
+    """Messages (".") an smtp-sink started with count=True has received:
+    the last 'mesg=N' of the counter line it rewrites with CR."""
+    path = procs.log_path(name)
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 256))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return 0
+    at = tail.rfind("mesg=")
+    if at < 0:
+        return 0
+    digits = ""
+    for ch in tail[at + 5 :]:
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits or 0)
+
+
+def start_mxgate(procs: Procs, work: Path, binary: Path, policy: str, port: int, level: str,
+                 servers: int) -> tuple[int, subprocess.Popen]:
+    """Writes WORKDIR/node.toml (log level, metrics port) and policy.toml,
+    runs `mxgate run`, waits for /healthz, the listener on `port` and
+    mxgate_backend_up of `servers` servers; returns (metrics port, proc)."""
+    mport = free_port()
+    node, policy_path = work / "node.toml", work / "policy.toml"
+    log_line = f'log = "{level}"\n' if level else ""
+    # Extra node-file lines for experiments, e.g. MXGATE_BENCH_NODE_EXTRA='workers = 1'.
+    log_line += os.environ.get("MXGATE_BENCH_NODE_EXTRA", "") + "\n"
+    node.write_text(
+        f'name = "bench"\ndata_dir = "{work / "data"}"\n{log_line}\n[metrics]\nlisten = "{HOST}:{mport}"\n'
+    )
+    policy_path.write_text(policy)
+    proc = procs.start("mxgate", [str(binary), "run", "--config", str(node), "--policy", str(policy_path)])
+    wait_http_200(procs, "mxgate", proc, f"http://{HOST}:{mport}/healthz")
+    wait_tcp(procs, "mxgate", proc, port)
+    # Wait (up to 15 s) until the health checks mark the servers up.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        _, text = http_get(f"http://{HOST}:{mport}/metrics")
+        if metric_sum(text, "mxgate_backend_up") >= servers:
+            break
+        time.sleep(0.2)
+    else:
+        log("warning: mxgate_backend_up did not reach 1 for every server within 15 s")
+    return mport, proc
+
+
+def mxgate_metric(metrics_port: int, name: str, where: str = "") -> float:
+    _, text = http_get(f"http://{HOST}:{metrics_port}/metrics")
+    return metric_sum(text, name, where)
+
+
+def smtp_source(procs: Procs, a, port: int, messages: int) -> tuple[float, float]:
+    """One smtp-source run (a.sessions parallel sessions, a.size bytes, one
+    message per connection); returns (msgs/s, seconds) on the monotonic
+    clock. smtp-source exits non-zero on any reply other than the expected
+    2xx/3xx, so a run that returns accepted every message."""
+    argv = ["smtp-source", "-s", str(a.sessions), "-l", str(a.size), "-m", str(messages),
+            "-M", HELO, "-f", FROM, "-t", TO, f"{HOST}:{port}"]
+    rc, elapsed, _ = procs.run("smtp-source", argv, timeout=600)
+    if rc != 0:
+        raise BenchError(f"smtp-source to port {port} exited {rc}:\n{procs.log_tail('smtp-source')}")
+    return messages / elapsed, elapsed
+
+
+def loadgen_sessions(procs: Procs, a, loadgen: Path, port: int) -> dict:
+    """`mxgate-loadgen sessions` (a.lat_count sessions, a.lat_concurrency at
+    a time); returns its JSON result (p50_ms, p99_ms, failed, ...)."""
+    argv = [str(loadgen), "sessions", "--target", f"{HOST}:{port}", "--count", str(a.lat_count),
+            "--concurrency", str(a.lat_concurrency), "--size", str(a.size), "--from", FROM, "--to", TO]
+    rc, _, out = procs.run("loadgen", argv, timeout=600)
+    if rc != 0 or not out.strip():
+        raise BenchError(f"mxgate-loadgen sessions exited {rc}:\n{procs.log_tail('loadgen')}")
+    res = json.loads(out.strip().splitlines()[-1])
+    if res["failed"]:
+        log(f"warning: {res['failed']} of {res['sessions']} loadgen sessions to port {port} failed "
+            f"(see {procs.log_path('loadgen')})")
+    return res
+
+
+def hold_rss(procs: Procs, a, loadgen: Path, port: int, pid: int, name: str, during=None) -> dict:
+    """Holds a.hold_count idle connections (banner read) to `port` for
+    a.hold_s seconds; returns the server's RSS (KiB) and open fds while
+    they are held (and, with `during`, what during() returns then)."""
+    argv = [str(loadgen), "hold", "--target", f"{HOST}:{port}", "--count", str(a.hold_count),
+            "--hold-s", str(a.hold_s)]
+    proc = procs.start(f"hold-{name}", argv, capture=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line.strip():
+        raise BenchError(f"mxgate-loadgen hold gave no result:\n{procs.log_tail(f'hold-{name}')}")
+    first = json.loads(line)
+    time.sleep(1.0)  # let the server settle (buffers, backend connects)
+    rss = rss_kb(pid)
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    extra = during() if during else None
+    try:
+        rest, _ = proc.communicate(timeout=a.hold_s + 60)
+    except subprocess.TimeoutExpired:
+        procs.stop(proc)
+        rest = b""
+    last = {}
+    for ln in rest.decode().splitlines():
+        if ln.strip():
+            last = json.loads(ln)
+    res = {"held": first["held"], "failed": first["failed"], "rss_kb": rss, "fds": fds,
+           "still_open_at_quit": last.get("still_open")}
+    if during:
+        res["during"] = extra
+    return res
+
+
+def first_line(argv: list[str]) -> str | None:
+    """First line of a command's output (stdout, else stderr), or None."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def versions(tools: dict[str, list[str]]) -> dict:
+    """Each tool's version line (tools: name -> argv), the git revision,
+    kernel and core count."""
+    out = {name: first_line(argv) for name, argv in tools.items()}
+    out.update({
+        "mxgate_git": first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "kernel": platform.release(),
+        "nproc": os.cpu_count(),
+    })
+    return out
+
+
+def log_findings(path: Path, words: tuple[str, ...] = ("ERROR", "WARN"), keep: int = 10) -> dict:
+    """Lines of a log file containing any of `words`: their count and the
+    first `keep` of them (for the results JSON and the report)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {"lines": 0, "matching": 0, "first": []}
+    hits = [ln for ln in lines if any(w in ln for w in words)]
+    return {"lines": len(lines), "matching": len(hits), "first": hits[:keep]}

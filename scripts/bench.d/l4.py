@@ -7,24 +7,18 @@ measure RSS. Everything listens on 127.0.0.1 only.
 """
 
 import argparse
-import json
 import os
-import platform
-import select
 import subprocess
 import time
 from pathlib import Path
 
 import common
-from common import HOST, BenchError, Procs, log, median
+from common import HOST, BenchError, Procs, hold_rss, loadgen_sessions, log, median, start_sink
 
 SUMMARY = "l4 relay: msgs/s and session times, direct vs HAProxy vs mxgate; mxgate RSS idle and at 5,000 idle conns"
 
 GOAL_RATIO = 1.1  # mxgate msgs/s >= 1.1 x HAProxy msgs/s
 GOAL_RSS_IDLE_MB = 20.0
-SINK_MAX_CONN = 8000  # smtp-sink -m: concurrent sessions each sink serves
-SINK_BACKLOG = 4096
-FROM, TO, HELO = "bench@example.test", "sink@example.test", "bench.example.test"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -53,17 +47,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 # --- the systems under test ---------------------------------------------------
-
-
-def start_sink(procs: Procs, name: str) -> tuple[int, subprocess.Popen]:
-    port = common.free_port()
-    argv = ["smtp-sink"]
-    if os.geteuid() == 0:
-        argv += ["-u", "postfix"]  # required when run as root
-    argv += ["-m", str(SINK_MAX_CONN), f"{HOST}:{port}", str(SINK_BACKLOG)]
-    proc = procs.start(name, argv)
-    common.wait_tcp(procs, name, proc, port)
-    return port, proc
 
 
 def start_haproxy(procs: Procs, work: Path, sinks: list[int], nofile: int) -> tuple[int, subprocess.Popen, int]:
@@ -100,20 +83,12 @@ backend sinks
 
 
 def start_mxgate(procs: Procs, work: Path, binary: Path, sinks: list[int], level: str) -> tuple[int, int, subprocess.Popen]:
-    port, mport = common.free_port(), common.free_port()
-    node, policy = work / "node.toml", work / "policy.toml"
-    log_line = f'log = "{level}"\n' if level else ""
-    # Extra node-file lines for experiments, e.g. MXGATE_BENCH_NODE_EXTRA='workers = 1'.
-    log_line += os.environ.get("MXGATE_BENCH_NODE_EXTRA", "") + "\n"
-    node.write_text(
-        f'name = "bench"\ndata_dir = "{work / "data"}"\n{log_line}\n[metrics]\nlisten = "{HOST}:{mport}"\n'
-    )
+    port = common.free_port()
     servers = "".join(
         f'\n[[pool.server]]\nname = "sink{i + 1}"\naddress = "{HOST}:{p}"\nmax_conn = 0\n'
         for i, p in enumerate(sinks)
     )
-    policy.write_text(
-        f"""[[pool]]
+    policy = f"""[[pool]]
 name = "sinks"
 balance = "roundrobin"
 check = {{ interval_ms = 1000 }}
@@ -128,19 +103,7 @@ send_proxy = "none"
 [relay]
 domains = ["example.test"]
 """
-    )
-    proc = procs.start("mxgate", [str(binary), "run", "--config", str(node), "--policy", str(policy)])
-    common.wait_http_200(procs, "mxgate", proc, f"http://{HOST}:{mport}/healthz")
-    common.wait_tcp(procs, "mxgate", proc, port)
-    # Wait (up to 15 s) until the health checks mark both servers up.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        _, text = common.http_get(f"http://{HOST}:{mport}/metrics")
-        if common.metric_sum(text, "mxgate_backend_up") >= len(sinks):
-            break
-        time.sleep(0.2)
-    else:
-        log("warning: mxgate_backend_up did not reach 1 for every server within 15 s")
+    mport, proc = common.start_mxgate(procs, work, binary, policy, port, level, len(sinks))
     return port, mport, proc
 
 
@@ -149,72 +112,17 @@ domains = ["example.test"]
 
 def smtp_source(procs: Procs, a, port: int, messages: int) -> float:
     """One smtp-source run; returns msgs/s on the monotonic clock."""
-    argv = ["smtp-source", "-s", str(a.sessions), "-l", str(a.size), "-m", str(messages),
-            "-M", HELO, "-f", FROM, "-t", TO, f"{HOST}:{port}"]
-    rc, elapsed, _ = procs.run("smtp-source", argv, timeout=600)
-    if rc != 0:
-        raise BenchError(f"smtp-source to port {port} exited {rc}:\n{procs.log_tail('smtp-source')}")
-    return messages / elapsed
-
-
-def loadgen_sessions(procs: Procs, a, loadgen: Path, port: int) -> dict:
-    argv = [str(loadgen), "sessions", "--target", f"{HOST}:{port}", "--count", str(a.lat_count),
-            "--concurrency", str(a.lat_concurrency), "--size", str(a.size), "--from", FROM, "--to", TO]
-    rc, _, out = procs.run("loadgen", argv, timeout=600)
-    if rc != 0 or not out.strip():
-        raise BenchError(f"mxgate-loadgen sessions exited {rc}:\n{procs.log_tail('loadgen')}")
-    res = json.loads(out.strip().splitlines()[-1])
-    if res["failed"]:
-        log(f"warning: {res['failed']} of {res['sessions']} loadgen sessions to port {port} failed "
-            f"(see {procs.log_path('loadgen')})")
-    return res
-
-
-def hold_rss(procs: Procs, a, loadgen: Path, port: int, pid: int, name: str) -> dict:
-    """Holds a.hold_count idle connections through `port`; returns the
-    server's RSS (KiB) and open fds while they are held."""
-    argv = [str(loadgen), "hold", "--target", f"{HOST}:{port}", "--count", str(a.hold_count),
-            "--hold-s", str(a.hold_s)]
-    proc = procs.start(f"hold-{name}", argv, capture=True)
-    ready, _, _ = select.select([proc.stdout], [], [], 120)
-    line = proc.stdout.readline().decode() if ready else ""
-    if not line.strip():
-        raise BenchError(f"mxgate-loadgen hold gave no result:\n{procs.log_tail(f'hold-{name}')}")
-    first = json.loads(line)
-    time.sleep(1.0)  # let the server settle (buffers, backend connects)
-    rss = common.rss_kb(pid)
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    try:
-        rest, _ = proc.communicate(timeout=a.hold_s + 60)
-    except subprocess.TimeoutExpired:
-        procs.stop(proc)
-        rest = b""
-    last = {}
-    for ln in rest.decode().splitlines():
-        if ln.strip():
-            last = json.loads(ln)
-    return {"held": first["held"], "failed": first["failed"], "rss_kb": rss, "fds": fds,
-            "still_open_at_quit": last.get("still_open")}
+    return common.smtp_source(procs, a, port, messages)[0]
 
 
 # --- the run ------------------------------------------------------------------------
 
 
 def versions() -> dict:
-    def first_line(argv):
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-            return (r.stdout or r.stderr).strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.SubprocessError):
-            return None
-
-    return {
-        "haproxy": first_line(["haproxy", "-v"]),
-        "postfix": first_line(["dpkg-query", "-W", "-f", "${Version}\n", "postfix"]),
-        "mxgate_git": first_line(["git", "-C", str(common.ROOT), "rev-parse", "--short", "HEAD"]),
-        "kernel": platform.release(),
-        "nproc": os.cpu_count(),
-    }
+    return common.versions({
+        "haproxy": ["haproxy", "-v"],
+        "postfix": ["dpkg-query", "-W", "-f", "${Version}\n", "postfix"],
+    })
 
 
 def run(a, procs: Procs, release: Path, work: Path, nofile: int) -> dict:
@@ -270,8 +178,7 @@ def run(a, procs: Procs, release: Path, work: Path, nofile: int) -> dict:
 
 
 def _mx_sessions(metrics_port: int) -> float:
-    _, text = common.http_get(f"http://{HOST}:{metrics_port}/metrics")
-    return common.metric_sum(text, "mxgate_backend_sessions_total")
+    return common.mxgate_metric(metrics_port, "mxgate_backend_sessions_total")
 
 
 def summarize(a, raw: dict) -> dict:

@@ -1,5 +1,8 @@
 //! Counters of one listener, read by `/metrics` and `/api/v1/status`.
 
+use mxgate_smtp::server::class_index;
+pub use mxgate_smtp::server::{class_label, ReplyCounts, ReplyPhase, REPLY_CLASSES};
+pub use mxgate_smtp::ReplyClass;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -81,6 +84,8 @@ impl MessageResult {
 pub struct ListenerStats {
     results: [AtomicU64; 4],
     messages: [AtomicU64; 3],
+    /// smtp mode: replies sent, by [`ReplyPhase`] and class.
+    replies: [[AtomicU64; 4]; 7],
     active: AtomicU64,
 }
 
@@ -103,6 +108,17 @@ pub struct ListenerCounts {
     pub messages_rejected: u64,
     /// smtp mode: messages refused temporarily.
     pub messages_tempfail: u64,
+    /// smtp mode: replies sent, by phase ([`ReplyPhase::ALL`] order) and
+    /// class ([`REPLY_CLASSES`] order); read with [`ListenerCounts::replies`].
+    #[serde(skip)]
+    pub replies: [[u64; 4]; 7],
+}
+
+impl ListenerCounts {
+    /// smtp mode: replies of `class` sent in `phase`.
+    pub fn replies(&self, phase: ReplyPhase, class: ReplyClass) -> u64 {
+        self.replies[phase as usize][class_index(class)]
+    }
 }
 
 impl ListenerStats {
@@ -114,6 +130,21 @@ impl ListenerStats {
     /// Counts one finished smtp-mode transaction.
     pub fn count_message(&self, result: MessageResult) {
         self.messages[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds the replies of one finished smtp-mode session.
+    pub fn count_replies(&self, counts: &ReplyCounts) {
+        for (phase, class, n) in counts.iter() {
+            self.replies[phase as usize][class_index(class)].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one reply sent outside a session's engine (a refusal before
+    /// the banner).
+    pub fn count_reply(&self, phase: ReplyPhase, code: u16) {
+        let mut counts = ReplyCounts::default();
+        counts.add(phase, code);
+        self.count_replies(&counts);
     }
 
     /// Connections with `result` so far.
@@ -143,6 +174,9 @@ impl ListenerStats {
             messages_accepted: self.messages[0].load(Ordering::Relaxed),
             messages_rejected: self.messages[1].load(Ordering::Relaxed),
             messages_tempfail: self.messages[2].load(Ordering::Relaxed),
+            replies: std::array::from_fn(|phase| {
+                std::array::from_fn(|class| self.replies[phase][class].load(Ordering::Relaxed))
+            }),
         }
     }
 }

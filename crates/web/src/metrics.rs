@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use mxgate_config::ListenerMode;
+use mxgate_gateway::stats::{class_label, ReplyPhase, REPLY_CLASSES};
 use mxgate_gateway::{ConnResult, MessageResult};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -161,6 +162,28 @@ pub(crate) fn render(state: &AppState) -> String {
         "mxgate_smtp_messages_total",
         "counter",
         "smtp mode: messages by the reply their sender got at the end of data (accepted = the backend's 250).",
+        samples,
+    );
+    let mut samples = Vec::new();
+    for l in listeners.iter().filter(|l| l.mode == ListenerMode::Smtp) {
+        for phase in ReplyPhase::ALL {
+            for class in REPLY_CLASSES {
+                samples.push((
+                    vec![
+                        ("listener", l.name.as_str()),
+                        ("phase", phase.as_str()),
+                        ("class", class_label(class)),
+                    ],
+                    l.connections.replies(phase, class) as f64,
+                ));
+            }
+        }
+    }
+    family(
+        &mut out,
+        "mxgate_smtp_replies_total",
+        "counter",
+        "smtp mode: replies sent to senders by phase (connect, helo, mail, rcpt, data, end_of_data = the final reply to DATA/BDAT LAST, other) and class.",
         samples,
     );
     family(

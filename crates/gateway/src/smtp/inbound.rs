@@ -18,26 +18,32 @@
 //!   disconnect or a timeout in a transaction also end it with `abort`, so
 //!   the backend never sees the final dot and delivers nothing;
 //! - plaintext buffered after `STARTTLS` is discarded, never read as if it
-//!   had come over TLS.
+//!   had come over TLS;
+//! - CHUNKING: `BDAT` chunks are converted by the engine to dot-stuffed
+//!   DATA wire form and relayed with DATA (the backend needs no CHUNKING);
+//!   the 250 after a non-LAST chunk is mxgate's, the reply to `LAST` the
+//!   backend's; RSET/EHLO between chunks abort the backend;
+//! - every reply sent is counted by phase and class in
+//!   [`SessionRecord::replies`].
 
 mod record;
 mod tls;
+mod trace;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bdat;
 #[cfg(test)]
 mod tests_tls;
 
 pub use record::{SessionRecord, TransactionRecord, TransactionResult};
 
 use super::relay::{ClientIdentity, Relay};
-use mxgate_smtp::server::{
-    received_header, DataEnd, Input, Limits, ReceivedInfo, ServerConfig, Session, Step,
-};
+use mxgate_smtp::server::{DataEnd, Input, Limits, ServerConfig, Session, Step};
 use mxgate_smtp::{parse_command, Command, Reply};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Octets asked for per read.
@@ -234,18 +240,6 @@ async fn write_out<S: AsyncWrite + Unpin>(
     stream.flush().await
 }
 
-/// A transaction id for the `Received:` header and the logs: seconds since
-/// the epoch and a process-wide counter, in hex.
-fn transaction_id() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{secs:X}{n:08X}")
-}
-
 impl<R: Relay> Conversation<'_, R> {
     /// Carries out one step of the engine; `consumed` are the input octets
     /// it used (message data to forward is at their front).
@@ -266,6 +260,12 @@ impl<R: Relay> Conversation<'_, R> {
             Step::StartTls => Flow::StartTls,
             Step::Reset => {
                 self.relay.rset().await;
+                Flow::Continue
+            }
+            Step::Abort => {
+                if !self.aborted {
+                    self.abort().await;
+                }
                 Flow::Continue
             }
             Step::Mail { from, params } => {
@@ -323,10 +323,17 @@ impl<R: Relay> Conversation<'_, R> {
                 refused,
                 end,
             } => self.message(&consumed[..forward], refused, end).await,
+            Step::Chunk { wire, refused, end } => {
+                // A chunk's octets are all consumed; commands may follow.
+                self.message(&wire, refused, end).await;
+                Flow::Continue
+            }
         }
     }
 
-    /// Asks the backend for DATA and, on 354, sends the `Received:` header.
+    /// Asks the backend for DATA (for DATA or the first BDAT) and, on 354,
+    /// sends the `Received:` header. A refusal that ends the transaction
+    /// (BDAT) resets the backend.
     async fn data_start(&mut self) {
         let reply = match self.relay.data_start().await {
             Ok(reply) => reply,
@@ -334,6 +341,9 @@ impl<R: Relay> Conversation<'_, R> {
         };
         if !self.session.data_reply(&reply) {
             self.decide(&reply);
+            if !self.session.transaction_open() {
+                self.relay.rset().await;
+            }
             return;
         }
         let header = self.received();
@@ -442,40 +452,9 @@ impl<R: Relay> Conversation<'_, R> {
         }
     }
 
-    /// The `Received:` header for the current message.
-    fn received(&self) -> String {
-        let accepted: Vec<&str> = self
-            .record
-            .transactions
-            .last()
-            .map(|tx| {
-                tx.rcpts
-                    .iter()
-                    .filter(|(_, code)| code / 100 == 2)
-                    .map(|(to, _)| to.as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rcpt = match accepted.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        };
-        received_header(&ReceivedInfo {
-            helo: &self.identity.helo,
-            rdns: None,
-            ip: self.identity.addr.ip(),
-            hostname: &self.settings.hostname,
-            esmtp: self.identity.esmtp,
-            tls: self.identity.tls.as_deref(),
-            authenticated: false,
-            id: &transaction_id(),
-            rcpt,
-            date: SystemTime::now(),
-        })
-    }
-
     fn finish(mut self) -> SessionRecord {
         self.note_helo();
+        self.record.replies = *self.session.replies();
         if self.record.end.is_empty() {
             self.record.end = "closed".into();
         }

@@ -6,7 +6,7 @@ use super::inbound::{self, InboundSettings, SessionRecord, TransactionResult};
 use super::outbound::{Backend, OutboundSettings};
 use super::relay::ClientIdentity;
 use crate::session::{origin, refuse, Origin, SessionContext};
-use crate::stats::{ConnResult, MessageResult};
+use crate::stats::{ConnResult, MessageResult, ReplyPhase};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,12 +73,14 @@ pub(crate) async fn run(
             ctx.hostname
         );
         refuse(&mut stream, &reply).await;
+        ctx.stats.count_reply(ReplyPhase::Connect, 554);
         ctx.stats.count(ConnResult::Rejected);
         return;
     }
     let Some(pool) = ctx.pools.get(&listener.pool) else {
         let reply = format!("421 4.3.2 {} Service not available\r\n", ctx.hostname);
         refuse(&mut stream, &reply).await;
+        ctx.stats.count_reply(ReplyPhase::Connect, 421);
         ctx.stats.count(ConnResult::Tempfail);
         return;
     };
@@ -123,6 +125,7 @@ pub(crate) async fn run(
         .flatten();
     let record = inbound::serve(stream, backend, &settings, identity, tls).await;
     ctx.stats.count(ConnResult::Accepted);
+    ctx.stats.count_replies(&record.replies);
     for t in &record.transactions {
         ctx.stats.count_message(match t.result {
             TransactionResult::Accepted => MessageResult::Accepted,

@@ -16,8 +16,9 @@ pub fn helo_reply(config: &ServerConfig) -> Reply {
 }
 
 /// The reply to `EHLO`: the name, then PIPELINING, SIZE, 8BITMIME,
-/// SMTPUTF8, ENHANCEDSTATUSCODES, and STARTTLS only when `offer_tls` (TLS is
-/// configured and not active yet). CHUNKING is not offered.
+/// SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING (RFC 3030; BINARYMIME is not
+/// offered), and STARTTLS only when `offer_tls` (TLS is configured and not
+/// active yet).
 pub fn ehlo_reply(config: &ServerConfig, offer_tls: bool) -> Reply {
     let mut lines = vec![
         config.hostname.clone(),
@@ -26,6 +27,7 @@ pub fn ehlo_reply(config: &ServerConfig, offer_tls: bool) -> Reply {
         "8BITMIME".to_owned(),
         "SMTPUTF8".to_owned(),
         "ENHANCEDSTATUSCODES".to_owned(),
+        "CHUNKING".to_owned(),
     ];
     if offer_tls {
         lines.push("STARTTLS".to_owned());
@@ -55,7 +57,7 @@ mod tests {
         assert_eq!(
             ehlo_reply(&config(), true).to_string(),
             "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 1234\r\n250-8BITMIME\r\n\
-             250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n"
+             250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 STARTTLS\r\n"
         );
         assert!(!ehlo_reply(&config(), false).text().contains("STARTTLS"));
         assert_eq!(helo_reply(&config()).to_string(), "250 mx.example.org\r\n");

@@ -5,8 +5,10 @@
 //!
 //! One file per phase: [`ehlo`] (banner, HELO/EHLO), [`mail`] (MAIL
 //! parameters), [`rcpt`] (the relay policy), [`data`] (the DATA reader and
-//! its SMTP smuggling defence), [`session`] (the state machine), [`limits`]
-//! (sizes and counts), [`received`] (the trace header).
+//! its SMTP smuggling defence), [`bdat`] (CHUNKING: BDAT content to DATA
+//! wire form), [`session`] (the state machine), [`limits`] (sizes and
+//! counts), [`received`] (the trace header), [`replies`] (replies counted by
+//! phase and class).
 //!
 //! ```
 //! use mxgate_smtp::server::{Input, Limits, ServerConfig, Session, Step};
@@ -25,23 +27,29 @@
 //! assert!(matches!(step, Step::Mail { .. }));
 //! ```
 
+pub mod bdat;
 pub mod data;
 pub mod ehlo;
 pub mod limits;
 pub mod mail;
 pub mod rcpt;
 pub mod received;
+pub mod replies;
 pub mod session;
 pub mod step;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bdat;
+#[cfg(test)]
 mod tests_data;
 
+pub use bdat::BdatReader;
 pub use data::{DataError, DataReader, Fed};
 pub use limits::{Limits, ServerConfig};
 pub use rcpt::{check_recipient, relay_denied};
 pub use received::{received_header, ReceivedInfo};
+pub use replies::{class_index, class_label, ReplyCounts, ReplyPhase, REPLY_CLASSES};
 pub use session::{Helo, Session};
 pub use step::{DataEnd, Input, Step};

@@ -5,16 +5,24 @@
 //!
 //! Phases: `Greeting` (no HELO yet) → `Ready` (HELO/EHLO given) → `Mail`
 //! (MAIL taken) → `Rcpt` (at least one recipient taken) → `Data` (354 sent,
-//! message streaming) → `Ready`. Each phase holds only what is valid in it.
+//! message streaming) → `Ready`, or, with CHUNKING, `Rcpt` → `Chunk` (BDAT
+//! chunks, in the `chunking` submodule) → `Ready`. Each phase holds only
+//! what is valid in it.
+//!
+//! Every reply queued is counted by phase and class ([`ReplyCounts`]).
+
+mod chunking;
+mod envelope;
 
 use super::data::DataReader;
 use super::ehlo::{banner, ehlo_reply, helo_reply};
 use super::limits::{ErrorCount, ServerConfig};
-use super::mail::{check_mail, check_rcpt_params};
-use super::rcpt::{check_recipient, has_source_route};
+use super::rcpt::has_source_route;
+use super::replies::{ReplyCounts, ReplyPhase};
 use crate::command::{parse_command, Command};
 use crate::line::{find_line, LineResult, MAX_COMMAND_LINE};
 use crate::reply::Reply;
+use chunking::Chunking;
 
 pub use super::step::{DataEnd, Input, Step};
 
@@ -51,6 +59,8 @@ enum Phase {
         /// at the end.
         failed: Option<Reply>,
     },
+    /// BDAT chunks after the backend's 354.
+    Chunk(Helo, Chunking),
 }
 
 /// One server session. See the module documentation.
@@ -64,12 +74,21 @@ pub struct Session {
     discarding: bool,
     closing: bool,
     output: Vec<u8>,
+    /// Octets of a refused BDAT chunk still to be skipped.
+    skip: u64,
+    /// The first BDAT of a transaction (size, LAST), waiting for the
+    /// backend's reply to DATA.
+    pending_bdat: Option<(u64, bool)>,
+    /// The phase the next reply queued is counted in.
+    tag: ReplyPhase,
+    replies: ReplyCounts,
 }
 
 const SEND_HELO: &str = "5.5.1 Error: send HELO/EHLO first";
 const NEED_MAIL: &str = "5.5.1 Error: need MAIL command";
 const NEED_RCPT: &str = "5.5.1 Error: need RCPT command";
 const NESTED_MAIL: &str = "5.5.1 Error: nested MAIL command";
+const IN_BDAT: &str = "5.5.1 Error: BDAT transfer in progress";
 
 impl Session {
     /// A session with the banner queued.
@@ -82,6 +101,10 @@ impl Session {
             discarding: false,
             closing: false,
             output: Vec::new(),
+            skip: 0,
+            pending_bdat: None,
+            tag: ReplyPhase::Connect,
+            replies: ReplyCounts::default(),
         };
         session.reply(&banner(&session.config.hostname));
         session
@@ -92,9 +115,19 @@ impl Session {
         std::mem::take(&mut self.output)
     }
 
-    /// True while message data is being read (use the data timeout).
+    /// True while message data is being read (use the data timeout): after
+    /// DATA's 354, inside a BDAT chunk, or skipping a refused chunk.
     pub fn in_data(&self) -> bool {
-        matches!(self.phase, Phase::Data { .. })
+        match &self.phase {
+            Phase::Data { .. } => true,
+            Phase::Chunk(_, chunking) => chunking.reading() || self.skip > 0,
+            _ => self.skip > 0,
+        }
+    }
+
+    /// The replies queued so far, by phase and class.
+    pub fn replies(&self) -> &ReplyCounts {
+        &self.replies
     }
 
     /// True while a transaction is open at the backend (MAIL taken, no end
@@ -102,7 +135,7 @@ impl Session {
     pub fn transaction_open(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Mail(..) | Phase::Rcpt(..) | Phase::Data { .. }
+            Phase::Mail(..) | Phase::Rcpt(..) | Phase::Data { .. } | Phase::Chunk(..)
         )
     }
 
@@ -116,7 +149,7 @@ impl Session {
         match &self.phase {
             Phase::Greeting => None,
             Phase::Ready(helo) | Phase::Mail(helo, _) | Phase::Rcpt(helo, _) => Some(helo),
-            Phase::Data { helo, .. } => Some(helo),
+            Phase::Data { helo, .. } | Phase::Chunk(helo, _) => Some(helo),
         }
     }
 
@@ -132,6 +165,12 @@ impl Session {
                 consumed: 0,
                 step: Step::Close,
             };
+        }
+        if self.skip > 0 {
+            return self.skip(buf);
+        }
+        if matches!(&self.phase, Phase::Chunk(_, chunking) if chunking.reading()) {
+            return self.chunk(buf);
         }
         if self.in_data() {
             return self.data(buf);
@@ -158,6 +197,7 @@ impl Session {
     /// The backend's reply to MAIL: queued as is; the transaction stays
     /// open only if it is positive.
     pub fn mail_reply(&mut self, reply: &Reply) {
+        self.tag = ReplyPhase::Mail;
         if !reply.is_positive() {
             self.end_transaction();
         }
@@ -167,6 +207,7 @@ impl Session {
     /// The backend's reply to RCPT: queued as is; a positive one counts as
     /// an accepted recipient.
     pub fn rcpt_reply(&mut self, reply: &Reply) {
+        self.tag = ReplyPhase::Rcpt;
         if reply.is_positive() {
             self.phase = match std::mem::replace(&mut self.phase, Phase::Greeting) {
                 Phase::Mail(helo, mut tx) | Phase::Rcpt(helo, mut tx) => {
@@ -182,7 +223,16 @@ impl Session {
     /// The backend's reply to DATA. On 354 the data phase starts (and this
     /// server's own 354 is queued; true is returned); any other reply is
     /// queued as is and the transaction stays where it was.
+    ///
+    /// After the first `BDAT` of a transaction: on 354 the chunk is read
+    /// (nothing queued; true); any other reply is queued as is, the chunk's
+    /// octets are skipped and the transaction ends (false, and
+    /// [`Session::transaction_open`] is false: reset the backend).
     pub fn data_reply(&mut self, reply: &Reply) -> bool {
+        self.tag = ReplyPhase::Data;
+        if let Some((size, last)) = self.pending_bdat.take() {
+            return self.bdat_reply(reply, size, last);
+        }
         if reply.code != 354 {
             self.reply(reply);
             return false;
@@ -204,6 +254,7 @@ impl Session {
 
     /// The backend's final reply to the message: queued exactly.
     pub fn message_reply(&mut self, reply: &Reply) {
+        self.tag = ReplyPhase::EndOfData;
         self.reply(reply);
     }
 
@@ -212,9 +263,19 @@ impl Session {
     /// now; during the data the message is read to its end first, and the
     /// reply given then.
     pub fn relay_failed(&mut self, reply: Reply) {
-        if let Phase::Data { failed, .. } = &mut self.phase {
-            failed.get_or_insert(reply);
-            return;
+        match &mut self.phase {
+            Phase::Data { failed, .. } => {
+                failed.get_or_insert(reply);
+                return;
+            }
+            Phase::Chunk(_, chunking) => {
+                chunking.fail(reply);
+                return;
+            }
+            _ => {}
+        }
+        if let Some((size, _)) = self.pending_bdat.take() {
+            self.skip = size;
         }
         self.end_transaction();
         self.reply(&reply);
@@ -222,11 +283,13 @@ impl Session {
 
     /// The client was silent too long: 421 4.4.2 queued, the session closes.
     pub fn timeout(&mut self) -> Step {
+        self.tag = ReplyPhase::Other;
         let text = format!("4.4.2 {} Error: timeout exceeded", self.config.hostname);
         self.close(Reply::new(421, text))
     }
 
     fn command(&mut self, line: &[u8]) -> Step {
+        self.tag = ReplyPhase::of_command(line);
         let command = match parse_command(line) {
             Ok(command) => command,
             Err(error) => return self.error(Reply::from(error)),
@@ -234,7 +297,7 @@ impl Session {
         match command {
             Command::Helo(name) | Command::Ehlo(name) => {
                 let esmtp = matches!(command, Command::Ehlo(_));
-                let had_transaction = self.transaction_open();
+                let ended = self.local_end();
                 self.phase = Phase::Ready(Helo {
                     name: name.to_owned(),
                     esmtp,
@@ -245,11 +308,7 @@ impl Session {
                     helo_reply(&self.config)
                 };
                 self.reply(&reply);
-                if had_transaction {
-                    Step::Reset
-                } else {
-                    Step::Replied
-                }
+                ended
             }
             Command::Mail { from, params } => self.mail(from, params),
             Command::Rcpt { to, params } => self.rcpt(to, params, has_source_route(line)),
@@ -261,17 +320,14 @@ impl Session {
                 }
                 Phase::Mail(..) => self.error(Reply::new(503, NEED_RCPT)),
                 Phase::Rcpt(..) => Step::Data,
+                Phase::Chunk(..) => self.error(Reply::new(503, "5.5.1 Error: DATA after BDAT")),
                 Phase::Data { .. } => unreachable_in_data(),
             },
             Command::Rset => {
-                let had_transaction = self.transaction_open();
+                let ended = self.local_end();
                 self.end_transaction();
                 self.reply(&Reply::new(250, "2.0.0 Ok"));
-                if had_transaction {
-                    Step::Reset
-                } else {
-                    Step::Replied
-                }
+                ended
             }
             Command::Noop => self.replied(Reply::new(250, "2.0.0 Ok")),
             Command::Quit => self.close(Reply::new(221, "2.0.0 Bye")),
@@ -281,97 +337,16 @@ impl Session {
             )),
             Command::Help => self.replied(Reply::new(
                 214,
-                "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS",
+                "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS",
             )),
             Command::StartTls => self.starttls(),
-            Command::Bdat { .. } => self.error(not_implemented()),
+            Command::Bdat { size, last } => self.bdat(size, last),
             Command::Unknown(verb) if verb.eq_ignore_ascii_case("EXPN") => {
                 self.error(not_implemented())
             }
             Command::Unknown(_) => {
                 self.error(Reply::new(500, "5.5.2 Error: command not recognized"))
             }
-        }
-    }
-
-    fn mail(&mut self, from: &str, params: &str) -> Step {
-        let helo = match &self.phase {
-            Phase::Greeting => return self.error(Reply::new(503, SEND_HELO)),
-            Phase::Mail(..) | Phase::Rcpt(..) => return self.error(Reply::new(503, NESTED_MAIL)),
-            Phase::Data { .. } => return unreachable_in_data(),
-            Phase::Ready(helo) => helo.clone(),
-        };
-        match check_mail(from, params, self.config.limits.max_message_size) {
-            Err(reply) => self.error(reply),
-            Ok(checked) => {
-                let tx = Transaction {
-                    smtputf8: checked.smtputf8,
-                    attempted: 0,
-                    accepted: 0,
-                };
-                self.phase = Phase::Mail(helo, tx);
-                Step::Mail {
-                    from: from.to_owned(),
-                    params: params.to_owned(),
-                }
-            }
-        }
-    }
-
-    fn rcpt(&mut self, to: &str, params: &str, source_route: bool) -> Step {
-        let tx = match &mut self.phase {
-            Phase::Greeting => return self.error(Reply::new(503, SEND_HELO)),
-            Phase::Ready(_) => return self.error(Reply::new(503, NEED_MAIL)),
-            Phase::Data { .. } => return unreachable_in_data(),
-            Phase::Mail(_, tx) | Phase::Rcpt(_, tx) => tx,
-        };
-        tx.attempted = tx.attempted.saturating_add(1);
-        let checked = if tx.accepted >= self.config.limits.max_recipients {
-            Err(Reply::new(452, "4.5.3 Error: too many recipients"))
-        } else {
-            check_rcpt_params(to, params, tx.smtputf8)
-                .and_then(|()| check_recipient(to, source_route, &self.config.relay_domains))
-        };
-        match checked {
-            Ok(to) => Step::Rcpt {
-                to,
-                params: params.to_owned(),
-            },
-            Err(reply) => {
-                let code = reply.code;
-                // Running out of recipient room is not the client's error.
-                let step = if code == 452 {
-                    self.replied(reply)
-                } else {
-                    self.error(reply)
-                };
-                match step {
-                    Step::Close => Step::Close,
-                    _ => Step::RcptRefused {
-                        to: to.to_owned(),
-                        code,
-                    },
-                }
-            }
-        }
-    }
-
-    fn starttls(&mut self) -> Step {
-        if !self.config.tls_available {
-            return self.error(not_implemented());
-        }
-        if self.tls_active {
-            return self.error(Reply::new(503, "5.5.1 Error: TLS already active"));
-        }
-        match self.phase {
-            Phase::Greeting => self.error(Reply::new(503, SEND_HELO)),
-            Phase::Ready(_) => {
-                self.phase = Phase::Greeting;
-                self.tls_active = true;
-                self.reply(&Reply::new(220, "2.0.0 Ready to start TLS"));
-                Step::StartTls
-            }
-            _ => self.error(Reply::new(503, "5.5.1 Error: MAIL transaction in progress")),
         }
     }
 
@@ -401,6 +376,7 @@ impl Session {
             (None, failed) => failed,
         };
         self.end_transaction();
+        self.tag = ReplyPhase::EndOfData;
         let end = match refusal {
             Some(reply) => {
                 self.reply(&reply);
@@ -423,6 +399,7 @@ impl Session {
         match buf.windows(2).position(|pair| pair == b"\r\n") {
             Some(cr) => {
                 self.discarding = false;
+                self.tag = ReplyPhase::Other;
                 let step = self.error(Reply::new(500, "5.5.2 Error: line too long"));
                 Input {
                     consumed: cr + 2,
@@ -441,11 +418,22 @@ impl Session {
         self.phase = match std::mem::replace(&mut self.phase, Phase::Greeting) {
             Phase::Greeting => Phase::Greeting,
             Phase::Ready(helo) | Phase::Mail(helo, _) | Phase::Rcpt(helo, _) => Phase::Ready(helo),
-            Phase::Data { helo, .. } => Phase::Ready(helo),
+            Phase::Data { helo, .. } | Phase::Chunk(helo, _) => Phase::Ready(helo),
         };
     }
 
+    /// The step for a transaction ended by this server (RSET, HELO/EHLO):
+    /// abort a backend reading BDAT data, reset one in a transaction.
+    fn local_end(&self) -> Step {
+        match self.phase {
+            Phase::Chunk(..) => Step::Abort,
+            _ if self.transaction_open() => Step::Reset,
+            _ => Step::Replied,
+        }
+    }
+
     fn reply(&mut self, reply: &Reply) {
+        self.replies.add(self.tag, reply.code);
         self.output.extend_from_slice(reply.to_string().as_bytes());
     }
 
@@ -459,6 +447,7 @@ impl Session {
     fn error(&mut self, reply: Reply) -> Step {
         self.reply(&reply);
         if self.errors.bump() {
+            self.tag = ReplyPhase::Other;
             let text = format!("4.7.0 {} Error: too many errors", self.config.hostname);
             return self.close(Reply::new(421, text));
         }

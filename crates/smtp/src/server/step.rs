@@ -9,7 +9,9 @@ pub enum Step {
     /// Nothing more can be done with the buffered input: write the output,
     /// then read more.
     NeedMore,
-    /// A reply was queued; go on with the rest of the input.
+    /// The input was handled (a reply may be queued, a `BDAT` command
+    /// taken, or octets of a refused chunk skipped); go on with the rest of
+    /// the input.
     Replied,
     /// Write the output and close the connection (QUIT, too many errors, a
     /// timeout). An open transaction must be aborted.
@@ -39,10 +41,17 @@ pub enum Step {
         code: u16,
     },
     /// Ask the backend `DATA`, then call [`Session::data_reply`](super::Session::data_reply).
+    /// Also asked at the first `BDAT` of a transaction: on 354 the chunks
+    /// follow as [`Step::Chunk`]s; any other reply ends the transaction
+    /// (the backend should get `RSET`: see [`Session::transaction_open`](super::Session::transaction_open)).
     Data,
     /// The transaction ended locally (RSET, or HELO/EHLO in a transaction):
     /// tell the backend `RSET`. The reply is queued.
     Reset,
+    /// The transaction ended locally (RSET, HELO/EHLO) between two BDAT
+    /// chunks, while the backend is reading message data: abort the backend
+    /// (it must not see an end of data). The reply is queued.
+    Abort,
     /// STARTTLS was accepted (220 queued): write the output, DISCARD every
     /// buffered octet after the consumed ones (RFC 3207 section 4.2:
     /// plaintext pipelined after STARTTLS must not count as encrypted), then
@@ -59,6 +68,20 @@ pub enum Step {
         /// Set when the end-of-data line was consumed.
         end: Option<DataEnd>,
     },
+    /// BDAT message data (RFC 3030), converted to DATA wire form: forward
+    /// `wire` to the backend. The intermediate `250` after a non-LAST chunk
+    /// is this server's own and already queued; at the end of the `LAST`
+    /// chunk `end` is set, as for [`Step::Message`].
+    Chunk {
+        /// Dot-stuffed CRLF lines to forward (empty once refused).
+        wire: Vec<u8>,
+        /// True once the message is known to be refused: nothing more is
+        /// forwarded and the backend should be aborted.
+        refused: bool,
+        /// Set when the message ended (`LAST` chunk read, or a chunk
+        /// refused for size).
+        end: Option<DataEnd>,
+    },
 }
 
 /// How a message's data ended.
@@ -67,7 +90,7 @@ pub enum DataEnd {
     /// Clean: end the data at the backend and pass its final reply to
     /// [`Session::message_reply`](super::Session::message_reply).
     Complete {
-        /// Message octets (wire form).
+        /// Message octets (wire form for DATA, BDAT octets for CHUNKING).
         size: u64,
     },
     /// Refused; `reply` is already queued. The backend must be aborted (not

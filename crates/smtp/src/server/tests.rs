@@ -110,8 +110,8 @@ fn out_of_sequence_in_greeting() {
             "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery\r\n",
         ),
         (
-            "BDAT 10 LAST\r\n",
-            "502 5.5.1 Error: command not implemented\r\n",
+            "BDAT 0 LAST\r\n",
+            "503 5.5.1 Error: send HELO/EHLO first\r\n",
         ),
         (
             "EXPN list\r\n",

@@ -1,6 +1,7 @@
 //! What an inbound session leaves behind: one [`SessionRecord`] with its
 //! transactions, serialisable for the log and the store.
 
+use mxgate_smtp::server::ReplyCounts;
 use serde::Serialize;
 
 /// What happened in one session, for the log and the store.
@@ -15,6 +16,10 @@ pub struct SessionRecord {
     /// Why the session ended: `quit`, `disconnect`, `disconnect in data`,
     /// `timeout`, `too many errors`, `write failed`, `tls handshake failed`.
     pub end: String,
+    /// Every reply the session sent, by phase and class (for the listener's
+    /// counters; not serialised).
+    #[serde(skip)]
+    pub replies: ReplyCounts,
 }
 
 /// One mail transaction.
