@@ -43,6 +43,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1000, help="unreported warm-up messages per target (default 1000)")
     p.add_argument("--lat-count", type=int, default=3000, help="mxgate-loadgen sessions per run (default 3000)")
     p.add_argument("--lat-concurrency", type=int, default=50, help="mxgate-loadgen concurrency (default 50)")
+    p.add_argument("--unloaded-count", type=int, default=500,
+                   help="also time this many sessions one at a time per target, once, for the latency "
+                   "without queueing (informational; 0 = off; default 500)")
     p.add_argument("--hold-count", type=int, default=1000, help="idle SMTP sessions held for the RSS figure (default 1000)")
     p.add_argument("--hold-s", type=int, default=5, help="seconds to hold them (default 5)")
     p.add_argument("--pause-s", type=float, default=0.5, help="pause between runs (default 0.5)")
@@ -309,8 +312,15 @@ def one_run(a, procs: Procs, name: str, port: int, mport: int | None, pf: Postfi
     # smtp-source exits non-zero on any unexpected reply: 0 = all accepted.
     accepted = a.messages
     if mx0 is not None:
-        mx1 = mx_messages(mport)
-        delta = {k: mx1[k] - mx0[k] for k in mx1}
+        # mxgate counts a message just after writing its reply, so the last
+        # few may show up a moment after smtp-source has exited.
+        deadline = time.monotonic() + 2.0
+        while True:
+            mx1 = mx_messages(mport)
+            delta = {k: mx1[k] - mx0[k] for k in mx1}
+            if sum(delta.values()) >= a.messages or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         run["mxgate_messages"] = delta
         accepted = int(delta["accepted"])
     run["accepted"] = accepted
@@ -396,6 +406,18 @@ def run(a, procs: Procs, release: Path, work: Path, nofile: int) -> dict:
                 f"p99 {res['p99_ms']} ms, {res['msgs_per_s']} msgs/s, {res['failed']} failed")
         rounds.append(rnd)
     result["rounds"] = rounds
+    if a.unloaded_count:
+        one = argparse.Namespace(**{**vars(a), "lat_count": a.unloaded_count, "lat_concurrency": 1})
+        result["unloaded"] = {}
+        for name, port in targets.items():
+            time.sleep(a.pause_s)
+            sink0 = common.sink_messages(procs, SINK)
+            res = loadgen_sessions(procs, one, loadgen, port)
+            if name == "postfix":
+                drain_postfix(a, procs, sink0, res["ok"])
+            result["unloaded"][name] = res
+            log(f"unloaded    loadgen     {name:<8} p50 {res['p50_ms']} ms, p99 {res['p99_ms']} ms, "
+                f"{res['failed']} failed")
     time.sleep(1.0)
     result["mxgate_rss_end_kb"] = common.rss_kb(mproc.pid)
     result["mxgate_messages_total"] = mx_messages(mport)
@@ -448,6 +470,14 @@ def summarize(a, raw: dict) -> dict:
     s["mxgate_hold_held"] = hold["held"]
     s["kb_per_idle_session"] = round((hold["rss_kb"] - raw["mxgate_rss_idle_kb"]) / max(1, hold["held"]), 2)
     s["goal_kb_per_session_met"] = hold["held"] == a.hold_count and s["kb_per_idle_session"] <= GOAL_KB_PER_SESSION
+    if "unloaded" in raw:
+        u = raw["unloaded"]
+        s["unloaded"] = {
+            name: {"p50_ms": x["p50_ms"], "p99_ms": x["p99_ms"],
+                   "added_p50_ms": round(x["p50_ms"] - u["direct"]["p50_ms"], 3),
+                   "added_p99_ms": round(x["p99_ms"] - u["direct"]["p99_ms"], 3)}
+            for name, x in u.items()
+        }
     s["lost"] = {name: row["accepted"] - row["sink_received"] for name, row in rows.items()}
     s["mxgate_log_problems"] = raw["mxgate_log"]["matching"]
     return s
@@ -482,6 +512,11 @@ def print_report(a, s: dict, raw: dict, path: Path) -> None:
     print(f"  mxgate/direct    {s['mxgate_over_direct']:.2f}x")
     print(f"  mxgate added p99 {rows['mxgate']['added_p99_ms']:.2f} ms   goal <= {GOAL_ADDED_P99_MS:.0f} ms   "
           f"{ok(s['goal_added_p99_met'])}   (added p50 {rows['mxgate']['added_p50_ms']:.2f} ms)")
+    if "unloaded" in s:
+        u = s["unloaded"]
+        parts = ", ".join(f"{n} +{x['added_p50_ms']:.2f}/+{x['added_p99_ms']:.2f}" for n, x in u.items() if n != "direct")
+        print(f"  unloaded ({a.unloaded_count} sessions one at a time; informational): direct p50/p99 "
+              f"{u['direct']['p50_ms']:.2f}/{u['direct']['p99_ms']:.2f} ms; added {parts} ms")
     during = raw["mxgate_hold"].get("during") or {}
     print(f"  mxgate RSS idle {s['mxgate_rss_idle_mb']:.1f} MB, @{a.hold_count} idle SMTP sessions "
           f"{s['mxgate_rss_hold_mb']:.1f} MB ({s['mxgate_hold_held']} held, "

@@ -105,6 +105,7 @@ fn to_record(r: &SessionReport) -> SessionRecord {
                     Inbound::Accepted => TransactionResult::Accepted,
                     Inbound::Rejected => TransactionResult::Rejected,
                     Inbound::Tempfail => TransactionResult::Tempfail,
+                    Inbound::Abandoned => TransactionResult::Abandoned,
                 },
                 duration_ms: 0,
                 recipients: t

@@ -137,7 +137,7 @@ CREATE TABLE track_transactions (
     -- `pool/server` the message went to, NULL when it was not relayed
     server          TEXT,
     final_reply     TEXT,
-    result          TEXT    NOT NULL CHECK (result IN ('accepted', 'rejected', 'tempfail')),
+    result          TEXT    NOT NULL CHECK (result IN ('accepted', 'rejected', 'tempfail', 'abandoned')),
     duration_ms     INTEGER NOT NULL CHECK (duration_ms >= 0)
 ) STRICT;
 

@@ -111,17 +111,20 @@ pub enum TransactionResult {
     Accepted,
     /// The message was refused for good (5xx).
     Rejected,
-    /// The message was refused for now (4xx), or the transaction was cut.
+    /// The message was refused for now (4xx).
     Tempfail,
+    /// The sender left before any end-of-data reply.
+    Abandoned,
 }
 
 impl TransactionResult {
-    /// The stored text: `accepted`, `rejected` or `tempfail`.
+    /// The stored text: `accepted`, `rejected`, `tempfail` or `abandoned`.
     pub fn as_str(self) -> &'static str {
         match self {
             TransactionResult::Accepted => "accepted",
             TransactionResult::Rejected => "rejected",
             TransactionResult::Tempfail => "tempfail",
+            TransactionResult::Abandoned => "abandoned",
         }
     }
 
@@ -130,6 +133,7 @@ impl TransactionResult {
             "accepted" => TransactionResult::Accepted,
             "rejected" => TransactionResult::Rejected,
             "tempfail" => TransactionResult::Tempfail,
+            "abandoned" => TransactionResult::Abandoned,
             _ => return None,
         })
     }

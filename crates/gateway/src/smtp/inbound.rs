@@ -218,6 +218,7 @@ where
             Err(_) => {
                 c.session.timeout();
                 c.record.end = "timeout".into();
+                c.time_out_transaction();
                 c.close_transaction().await;
                 let _ = write_out(&mut stream, &mut c.session).await;
                 let _ = stream.shutdown().await;
@@ -277,7 +278,7 @@ impl<R: Relay> Conversation<'_, R> {
                     size: 0,
                     server: None,
                     final_reply: None,
-                    result: TransactionResult::Rejected,
+                    result: TransactionResult::Abandoned,
                 });
                 self.relay.identify(&self.identity);
                 match self.relay.mail(&from, &params).await {
@@ -415,6 +416,17 @@ impl<R: Relay> Conversation<'_, R> {
     async fn close_transaction(&mut self) {
         if self.session.transaction_open() && !self.aborted {
             self.abort().await;
+        }
+    }
+
+    /// A timeout ends an open transaction with `421`: the sender keeps the
+    /// message, so it counts as a temporary failure.
+    fn time_out_transaction(&mut self) {
+        if let Some(tx) = self.record.transactions.last_mut() {
+            if tx.final_reply.is_none() && self.session.transaction_open() {
+                tx.final_reply = Some("421 4.4.2 timeout".to_owned());
+                tx.result = TransactionResult::Tempfail;
+            }
         }
     }
 

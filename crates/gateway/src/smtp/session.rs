@@ -127,11 +127,15 @@ pub(crate) async fn run(
     ctx.stats.count(ConnResult::Accepted);
     ctx.stats.count_replies(&record.replies);
     for t in &record.transactions {
-        ctx.stats.count_message(match t.result {
-            TransactionResult::Accepted => MessageResult::Accepted,
-            TransactionResult::Rejected => MessageResult::Rejected,
-            TransactionResult::Tempfail => MessageResult::Tempfail,
-        });
+        let counted = match t.result {
+            TransactionResult::Accepted => Some(MessageResult::Accepted),
+            TransactionResult::Rejected => Some(MessageResult::Rejected),
+            TransactionResult::Tempfail => Some(MessageResult::Tempfail),
+            TransactionResult::Abandoned => None,
+        };
+        if let Some(result) = counted {
+            ctx.stats.count_message(result);
+        }
         tracing::info!(
             listener = %listener.name,
             client = %client,

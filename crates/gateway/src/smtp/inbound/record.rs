@@ -45,8 +45,11 @@ pub struct TransactionRecord {
 pub enum TransactionResult {
     /// The backend took the message (its 250).
     Accepted,
-    /// Refused for good (5xx), or never completed by the sender.
+    /// Refused for good (5xx).
     Rejected,
-    /// Refused for now (4xx, backend failures).
+    /// Refused for now (4xx: backend failures, timeouts).
     Tempfail,
+    /// The sender left before any end-of-data reply (QUIT, RSET or a
+    /// disconnect after MAIL): nothing was accepted or refused.
+    Abandoned,
 }
