@@ -99,6 +99,8 @@ bind = "{HOST}:{port}"
 mode = "l4"
 pool = "sinks"
 send_proxy = "none"
+# Every load client is 127.0.0.1: no per-client cap (HAProxy has none here).
+max_connections_per_client = 0
 
 [relay]
 domains = ["example.test"]

@@ -140,6 +140,8 @@ pub struct Listener {
     pub idle_timeout: Duration,
     /// Per-listener connection cap; 0 = only the global one.
     pub max_connections: u32,
+    /// Connections at once from one client address; 0 = no limit.
+    pub max_connections_per_client: u32,
     /// smtp mode settings (ignored by l4 listeners).
     pub smtp: SmtpSettings,
 }
@@ -282,6 +284,7 @@ impl Listener {
             proxy_timeout_ms: ms(self.proxy_timeout),
             idle_timeout_ms: ms(self.idle_timeout),
             max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
             hostname: self.smtp.hostname.clone(),
             max_message_size: self.smtp.max_message_size,
             max_recipients: self.smtp.max_recipients,

@@ -338,6 +338,10 @@ pub struct ListenerSection {
     /// Connections open at once on this listener; 0 = only the global limit.
     #[serde(default)]
     pub max_connections: u32,
+    /// Connections open at once from one client address; 0 = no limit.
+    /// Not applied with `accept_proxy` (every peer is the upstream there).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: u32,
     /// smtp mode: the name in the banner, EHLO and Received; absent = the
     /// node's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -365,6 +369,9 @@ pub struct ListenerSection {
     pub data_timeout_ms: u64,
 }
 
+fn default_max_connections_per_client() -> u32 {
+    50
+}
 fn default_max_message_size() -> u64 {
     52_428_800
 }

@@ -388,6 +388,7 @@ pub(crate) fn validate_listeners(
                 proxy_timeout,
                 idle_timeout,
                 max_connections: l.max_connections,
+                max_connections_per_client: l.max_connections_per_client,
                 smtp,
             });
         }

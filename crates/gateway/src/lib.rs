@@ -9,6 +9,7 @@
 
 mod backend;
 mod listener;
+mod per_client;
 pub mod proxy;
 pub mod relay;
 mod session;

@@ -2,6 +2,7 @@
 //! (`SO_REUSEPORT`), connection caps checked at accept, one task per session
 //! on the accepting worker, tracked so shutdown can wait for all of them.
 
+use crate::per_client::PerClient;
 use crate::session::{self, SessionContext};
 use crate::smtp::session::SmtpShared;
 use crate::stats::{ConnResult, ListenerStats};
@@ -52,6 +53,8 @@ pub(crate) struct RunningListener {
     pub local_addr: SocketAddr,
     /// Stops this listener's accept loops only.
     pub stop: CancellationToken,
+    /// Connections open per client address.
+    pub per_client: Arc<PerClient>,
 }
 
 /// Binds `count` sockets to `addr` with `SO_REUSEPORT`, so each worker
@@ -92,6 +95,7 @@ impl RunningListener {
             stats,
             local_addr,
             stop: shared.stop_accepting.child_token(),
+            per_client: Arc::default(),
         });
         tracing::info!(listener = %running.config.load().name, addr = %local_addr, "listening");
         for (socket, worker) in sockets.into_iter().zip(shared.workers.handles()) {
@@ -141,6 +145,15 @@ fn admit(me: &Arc<RunningListener>, shared: &Arc<Shared>, stream: TcpStream, pee
     let over_global = global > u64::from(shared.max_connections.load(Ordering::Relaxed));
     let over_listener =
         config.max_connections > 0 && me.stats.active() >= u64::from(config.max_connections);
+    // Behind a trusted PROXY upstream every peer is the upstream: the cap
+    // would limit it, not the clients.
+    let per_client_limit = if config.accept_proxy {
+        0
+    } else {
+        config.max_connections_per_client
+    };
+    let slot = (per_client_limit > 0).then(|| me.per_client.try_take(peer.ip(), per_client_limit));
+    let over_client = matches!(slot, Some(None));
     let ctx = SessionContext {
         listener: config,
         pools: Arc::clone(&shared.pools),
@@ -149,7 +162,8 @@ fn admit(me: &Arc<RunningListener>, shared: &Arc<Shared>, stream: TcpStream, pee
     };
     let shared2 = Arc::clone(shared);
     let task = async move {
-        if over_global || over_listener {
+        let _slot = slot;
+        if over_global || over_listener || over_client {
             refuse_busy(&ctx, stream, peer).await;
         } else if ctx.listener.mode == ListenerMode::Smtp {
             crate::smtp::session::run(&ctx, &shared2.smtp, stream, peer).await;

@@ -343,3 +343,26 @@ fn sighup_reimports_the_policy_file_and_keeps_the_old_one_when_invalid() {
     });
     assert!(moved.is_some(), "{}", gw.proc.output());
 }
+
+#[test]
+fn one_client_cannot_take_more_than_its_share_of_connections() {
+    let a = Sink::start("sink-a", false);
+    let bind = free_addr();
+    let gw = Gateway::start(
+        "gw",
+        &policy(bind, &[a.addr], "max_connections_per_client = 2"),
+    );
+    let mut c1 = SmtpClient::connect(bind).unwrap();
+    let mut c2 = SmtpClient::connect(bind).unwrap();
+    assert!(c1.reply().unwrap().starts_with("220"));
+    assert!(c2.reply().unwrap().starts_with("220"));
+    let mut c3 = SmtpClient::connect(bind).unwrap();
+    let reply = c3.reply().unwrap();
+    assert!(reply.starts_with("421 4.7.0 "), "{reply}");
+    drop((c1, c3));
+    let again = poll(Duration::from_secs(5), || {
+        let mut c = SmtpClient::connect(bind).ok()?;
+        c.reply().ok().filter(|r| r.starts_with("220"))
+    });
+    assert!(again.is_some(), "{}", gw.proc.output());
+}

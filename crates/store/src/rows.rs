@@ -147,7 +147,7 @@ fn read_listeners(
         "SELECT name, bind, mode, pool, send_proxy, accept_proxy, proxy_trusted,
                 proxy_timeout_ms, idle_timeout_ms, max_connections, smtp_hostname,
                 max_message_size, max_recipients, max_errors, max_line_length, starttls,
-                command_timeout_ms, data_timeout_ms
+                command_timeout_ms, data_timeout_ms, max_connections_per_client
          FROM listeners ORDER BY position, name",
     )?;
     let mut rows = stmt.query([])?;
@@ -182,6 +182,12 @@ fn read_listeners(
             starttls: to_bool(errors, &key, "starttls", row.get(15)?),
             command_timeout_ms: to_u64(errors, &key, "command_timeout_ms", row.get(16)?),
             data_timeout_ms: to_u64(errors, &key, "data_timeout_ms", row.get(17)?),
+            max_connections_per_client: to_u32(
+                errors,
+                &key,
+                "max_connections_per_client",
+                row.get(18)?,
+            ),
             name,
         });
     }
@@ -259,9 +265,9 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
             "INSERT INTO listeners (name, bind, mode, pool, send_proxy, accept_proxy,
                  proxy_trusted, proxy_timeout_ms, idle_timeout_ms, max_connections, position,
                  smtp_hostname, max_message_size, max_recipients, max_errors, max_line_length,
-                 starttls, command_timeout_ms, data_timeout_ms)
+                 starttls, command_timeout_ms, data_timeout_ms, max_connections_per_client)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18, ?19)",
+                     ?17, ?18, ?19, ?20)",
             params![
                 l.name,
                 l.bind,
@@ -281,7 +287,8 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
                 l.max_line_length,
                 l.starttls,
                 l.command_timeout_ms,
-                l.data_timeout_ms
+                l.data_timeout_ms,
+                l.max_connections_per_client
             ],
         )?;
     }

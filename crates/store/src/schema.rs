@@ -82,6 +82,8 @@ ALTER TABLE pools ADD COLUMN backend_tls TEXT NOT NULL DEFAULT 'opportunistic'
     CHECK (backend_tls IN ('off', 'opportunistic', 'require', 'verify'));
 ALTER TABLE pools ADD COLUMN backend_tls_name TEXT;
 
+ALTER TABLE listeners ADD COLUMN max_connections_per_client INTEGER NOT NULL DEFAULT 50
+    CHECK (max_connections_per_client >= 0);
 ALTER TABLE listeners ADD COLUMN smtp_hostname TEXT;
 ALTER TABLE listeners ADD COLUMN max_message_size INTEGER NOT NULL DEFAULT 52428800
     CHECK (max_message_size > 0);
