@@ -276,6 +276,8 @@ name = "smtp"
 bind = "{HOST}:{port}"
 mode = "smtp"
 pool = "sink"
+# Every load client is 127.0.0.1: no per-client cap (Postfix has none here either).
+max_connections_per_client = 0
 """
     mport, proc = common.start_mxgate(procs, work, binary, policy, port, level, 1)
     return port, mport, proc
@@ -514,7 +516,7 @@ def print_report(a, s: dict, raw: dict, path: Path) -> None:
           f"{ok(s['goal_added_p99_met'])}   (added p50 {rows['mxgate']['added_p50_ms']:.2f} ms)")
     if "unloaded" in s:
         u = s["unloaded"]
-        parts = ", ".join(f"{n} +{x['added_p50_ms']:.2f}/+{x['added_p99_ms']:.2f}" for n, x in u.items() if n != "direct")
+        parts = ", ".join(f"{n} {x['added_p50_ms']:+.2f}/{x['added_p99_ms']:+.2f}" for n, x in u.items() if n != "direct")
         print(f"  unloaded ({a.unloaded_count} sessions one at a time; informational): direct p50/p99 "
               f"{u['direct']['p50_ms']:.2f}/{u['direct']['p99_ms']:.2f} ms; added {parts} ms")
     during = raw["mxgate_hold"].get("during") or {}
