@@ -99,6 +99,8 @@ pub(crate) fn pool_cfg(balance: Balance, servers: Vec<ServerConfig>) -> PoolConf
             client_identity: ClientIdentity::None,
             backend_tls: BackendTls::Opportunistic,
             backend_tls_name: None,
+            recipient_positive_ttl: Duration::ZERO,
+            recipient_negative_ttl: Duration::ZERO,
         },
         servers,
     }

@@ -78,6 +78,10 @@ pub struct RelaySettings {
     pub backend_tls: BackendTls,
     /// Certificate name required with [`BackendTls::Verify`].
     pub backend_tls_name: Option<String>,
+    /// How long an accepted recipient is remembered.
+    pub recipient_positive_ttl: Duration,
+    /// How long an unknown recipient is refused from memory.
+    pub recipient_negative_ttl: Duration,
 }
 
 /// Health check settings of a pool.
@@ -256,6 +260,8 @@ impl Pool {
             client_identity: self.relay.client_identity,
             backend_tls: self.relay.backend_tls,
             backend_tls_name: self.relay.backend_tls_name.clone(),
+            recipient_cache_positive_ttl_s: self.relay.recipient_positive_ttl.as_secs(),
+            recipient_cache_negative_ttl_s: self.relay.recipient_negative_ttl.as_secs(),
             server: self
                 .servers
                 .iter()

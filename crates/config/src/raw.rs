@@ -143,6 +143,13 @@ pub struct PoolSection {
     /// `backend_tls = "verify"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_tls_name: Option<String>,
+    /// smtp mode: how long a recipient the backends accepted is remembered.
+    #[serde(default = "default_positive_ttl_s")]
+    pub recipient_cache_positive_ttl_s: u64,
+    /// smtp mode: how long a recipient the backends called unknown (5.1.x)
+    /// is refused from memory without asking them; 0 = never.
+    #[serde(default = "default_negative_ttl_s")]
+    pub recipient_cache_negative_ttl_s: u64,
     /// The servers.
     #[serde(default)]
     pub server: Vec<ServerSection>,
@@ -183,6 +190,12 @@ fn default_connect_timeout_ms() -> u64 {
 }
 fn default_queue_timeout_ms() -> u64 {
     5_000
+}
+fn default_positive_ttl_s() -> u64 {
+    3_600
+}
+fn default_negative_ttl_s() -> u64 {
+    600
 }
 fn default_max_queue() -> u32 {
     1_000

@@ -189,10 +189,24 @@ fn validate_relay(errors: &mut Errors, key: &str, p: &PoolSection) -> RelaySetti
             );
         }
     }
+    for (what, v) in [
+        (
+            "recipient_cache_positive_ttl_s",
+            p.recipient_cache_positive_ttl_s,
+        ),
+        (
+            "recipient_cache_negative_ttl_s",
+            p.recipient_cache_negative_ttl_s,
+        ),
+    ] {
+        check_count(errors, &format!("{key}.{what}"), v, 0, 30 * 86_400);
+    }
     RelaySettings {
         client_identity: p.client_identity,
         backend_tls: p.backend_tls,
         backend_tls_name: p.backend_tls_name.clone(),
+        recipient_positive_ttl: Duration::from_secs(p.recipient_cache_positive_ttl_s),
+        recipient_negative_ttl: Duration::from_secs(p.recipient_cache_negative_ttl_s),
     }
 }
 

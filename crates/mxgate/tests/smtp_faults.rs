@@ -440,3 +440,41 @@ fn postfix_killed_mid_data_gives_4xx_and_delivers_nothing() {
     assert!(!log.contains("victim@example.test"), "{log}");
     assert!(!log.contains("killed@client.test"), "{log}");
 }
+
+#[test]
+fn an_unknown_recipient_is_refused_from_the_cache_without_asking_again() {
+    // The backend calls refused@ unknown once; afterwards it would accept
+    // everything, so a second 550 can only come from mxgate's cache.
+    let (fake, _gw, bind) = rig(&[Fault::RcptReply("550 5.1.1 fake: no such user")]);
+    let mut c = SmtpClient::connect(bind).unwrap();
+    c.reply().unwrap();
+    c.command("EHLO client.test").unwrap();
+    // The second time in other letter case: recipients compare case-insensitively.
+    for rcpt in ["refused@example.test", "Refused@Example.TEST"] {
+        assert!(c
+            .command("MAIL FROM:<a@client.test>")
+            .unwrap()
+            .starts_with("250"));
+        assert!(c
+            .command("RCPT TO:<ok@example.test>")
+            .unwrap()
+            .starts_with("250"));
+        let r = c.command(&format!("RCPT TO:<{rcpt}>")).unwrap();
+        assert_eq!(r, "550 5.1.1 fake: no such user\r\n");
+        assert!(c.command("RSET").unwrap().starts_with("250"));
+    }
+    c.command("QUIT").unwrap();
+    let asked: usize = (0..2)
+        .map(|n| {
+            fake.transcript(n)
+                .lines
+                .iter()
+                .filter(|l| l.to_ascii_lowercase().starts_with("rcpt to:<refused@"))
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        asked, 1,
+        "the backend was asked about the unknown user once"
+    );
+}

@@ -60,7 +60,8 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
         "SELECT name, balance, check_interval_ms, check_timeout_ms, check_fall, check_rise,
                 check_starttls, check_ehlo, slow_start_ms, connect_timeout_ms,
                 queue_timeout_ms, max_queue, check_send_proxy,
-                client_identity, backend_tls, backend_tls_name
+                client_identity, backend_tls, backend_tls_name,
+                recipient_cache_positive_ttl_s, recipient_cache_negative_ttl_s
          FROM pools ORDER BY position, name",
     )?;
     let mut rows = stmt.query([])?;
@@ -101,6 +102,18 @@ fn read_pools(conn: &Connection, errors: &mut Errors) -> Result<Vec<PoolSection>
             ),
             backend_tls: parse_enum(errors, &key, "backend_tls", &row.get::<_, String>(14)?),
             backend_tls_name: row.get(15)?,
+            recipient_cache_positive_ttl_s: to_u64(
+                errors,
+                &key,
+                "recipient_cache_positive_ttl_s",
+                row.get(16)?,
+            ),
+            recipient_cache_negative_ttl_s: to_u64(
+                errors,
+                &key,
+                "recipient_cache_negative_ttl_s",
+                row.get(17)?,
+            ),
             server: read_servers(conn, errors, &name, &key)?,
             name,
         };
@@ -222,8 +235,10 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
             "INSERT INTO pools (name, balance, check_interval_ms, check_timeout_ms, check_fall,
                  check_rise, check_starttls, check_ehlo, slow_start_ms, connect_timeout_ms,
                  queue_timeout_ms, max_queue, position, check_send_proxy,
-                 client_identity, backend_tls, backend_tls_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                 client_identity, backend_tls, backend_tls_name,
+                 recipient_cache_positive_ttl_s, recipient_cache_negative_ttl_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19)",
             params![
                 p.name,
                 balance_text(p.balance),
@@ -241,7 +256,9 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
                 c.send_proxy.map(proxy_text),
                 enum_text(&p.client_identity),
                 enum_text(&p.backend_tls),
-                p.backend_tls_name
+                p.backend_tls_name,
+                p.recipient_cache_positive_ttl_s,
+                p.recipient_cache_negative_ttl_s
             ],
         )?;
         for (j, s) in p.server.iter().enumerate() {

@@ -81,6 +81,10 @@ ALTER TABLE pools ADD COLUMN client_identity TEXT NOT NULL DEFAULT 'none'
 ALTER TABLE pools ADD COLUMN backend_tls TEXT NOT NULL DEFAULT 'opportunistic'
     CHECK (backend_tls IN ('off', 'opportunistic', 'require', 'verify'));
 ALTER TABLE pools ADD COLUMN backend_tls_name TEXT;
+ALTER TABLE pools ADD COLUMN recipient_cache_positive_ttl_s INTEGER NOT NULL DEFAULT 3600
+    CHECK (recipient_cache_positive_ttl_s >= 0);
+ALTER TABLE pools ADD COLUMN recipient_cache_negative_ttl_s INTEGER NOT NULL DEFAULT 600
+    CHECK (recipient_cache_negative_ttl_s >= 0);
 
 ALTER TABLE listeners ADD COLUMN max_connections_per_client INTEGER NOT NULL DEFAULT 50
     CHECK (max_connections_per_client >= 0);

@@ -4,13 +4,16 @@
 
 use super::inbound::{self, InboundSettings, SessionRecord, TransactionResult};
 use super::outbound::{Backend, OutboundSettings};
+use super::recipients::{CachingRelay, RecipientCache};
 use super::relay::ClientIdentity;
 use crate::session::{origin, refuse, Origin, SessionContext};
 use crate::stats::{ConnResult, MessageResult, ReplyPhase};
 use arc_swap::{ArcSwap, ArcSwapOption};
+use mxgate_config::RelaySettings;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -26,6 +29,8 @@ pub(crate) struct SmtpShared {
     pub reports: ArcSwapOption<mpsc::Sender<SessionReport>>,
     /// Reports dropped because the tracking writer fell behind.
     pub reports_dropped: AtomicU64,
+    /// Recipient caches by pool name, with the TTLs they were made for.
+    pub recipient_caches: Mutex<HashMap<String, Arc<RecipientCache>>>,
 }
 
 /// A finished smtp-mode session, for the tracking store.
@@ -85,6 +90,7 @@ pub(crate) async fn run(
         return;
     };
     let relay_settings = pool.settings().relay.clone();
+    let cache = shared.recipient_cache(pool.name(), &relay_settings);
     let hostname = listener
         .smtp
         .hostname
@@ -98,7 +104,7 @@ pub(crate) async fn run(
         tls: None,
     };
     let backend = Backend::new(
-        pool,
+        Arc::clone(&pool),
         identity.clone(),
         OutboundSettings {
             identity: relay_settings.client_identity,
@@ -123,7 +129,8 @@ pub(crate) async fn run(
         .starttls
         .then(|| shared.tls.load_full())
         .flatten();
-    let record = inbound::serve(stream, backend, &settings, identity, tls).await;
+    let relay = CachingRelay::new(backend, cache);
+    let record = inbound::serve(stream, relay, &settings, identity, tls).await;
     ctx.stats.count(ConnResult::Accepted);
     ctx.stats.count_replies(&record.replies);
     for t in &record.transactions {
@@ -172,6 +179,23 @@ pub(crate) async fn run(
 }
 
 impl SmtpShared {
+    /// The recipient cache of `pool` (a new one when its TTLs changed), or
+    /// `None` when both TTLs are zero.
+    fn recipient_cache(&self, pool: &str, relay: &RelaySettings) -> Option<Arc<RecipientCache>> {
+        let (positive, negative) = (relay.recipient_positive_ttl, relay.recipient_negative_ttl);
+        if positive.is_zero() && negative.is_zero() {
+            return None;
+        }
+        let mut caches = self.recipient_caches.lock().expect("recipient caches lock");
+        let cache = caches
+            .entry(pool.to_string())
+            .or_insert_with(|| Arc::new(RecipientCache::new(positive, negative)));
+        if !cache.has_ttls(positive, negative) {
+            *cache = Arc::new(RecipientCache::new(positive, negative));
+        }
+        Some(Arc::clone(cache))
+    }
+
     /// Shares the STARTTLS identity with new sessions.
     pub fn set_tls(&self, tls: Option<Arc<rustls::ServerConfig>>) {
         self.tls.store(tls);
