@@ -449,3 +449,38 @@ def log_findings(path: Path, words: tuple[str, ...] = ("ERROR", "WARN"), keep: i
         return {"lines": 0, "matching": 0, "first": []}
     hits = [ln for ln in lines if any(w in ln for w in words)]
     return {"lines": len(lines), "matching": len(hits), "first": hits[:keep]}
+
+
+def drive(name: str, packages: list[str], a, run, finish) -> int:
+    """The part every benchmark shares: build `packages` once (unless
+    --no-build), run `run(procs, release, work)` in a fresh work directory
+    with every process cleaned up, then hand the raw figures to
+    `finish(raw, release, work, keep)`. Returns the exit code."""
+    try:
+        release = cargo_build(packages) if not a.no_build else ROOT / "target" / "release"
+    except BenchError as e:
+        log(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted during the build")
+        return 130
+    work = make_workdir(name)
+    keep = a.keep_tmp
+    try:
+        with Procs(work) as procs:
+            raw = run(procs, release, work)
+    except KeyboardInterrupt:
+        log("interrupted; every process started was stopped")
+        return 130
+    except BenchError as e:
+        log(f"error: {e}")
+        log(f"configs and logs kept in {work}")
+        keep = True
+        return 1
+    finally:
+        if not keep:
+            remove_workdir(work)
+    finish(raw, release)
+    if keep:
+        log(f"configs and logs kept in {work}")
+    return 0

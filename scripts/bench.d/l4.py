@@ -263,43 +263,25 @@ def main(argv: list[str]) -> int:
     need = 2 * a.hold_count + 200
     if nofile < need:
         log(f"warning: open-files limit {nofile} < {need}; the hold step may fail")
-    try:
-        packages = ["mxgate-loadgen"] if a.no_mxgate else ["mxgate", "mxgate-loadgen"]
-        release = common.cargo_build(packages) if not a.no_build else common.ROOT / "target" / "release"
-    except BenchError as e:
-        log(f"error: {e}")
-        return 1
-    except KeyboardInterrupt:
-        log("interrupted during the build")
-        return 130
-    work = common.make_workdir("l4")
-    keep = a.keep_tmp
-    try:
-        with Procs(work) as procs:
-            raw = run(a, procs, release, work, nofile)
-    except KeyboardInterrupt:
-        log("interrupted; every process started was stopped")
-        return 130
-    except BenchError as e:
-        log(f"error: {e}")
-        log(f"configs and logs kept in {work}")
-        keep = True
-        return 1
-    finally:
-        if not keep:
-            common.remove_workdir(work)
-    summary = summarize(a, raw)
-    data = {
-        "bench": "l4",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": versions(),
-        "params": vars(a),
-        "goals": {"mxgate_over_haproxy_min": GOAL_RATIO, "mxgate_rss_idle_mb_max": GOAL_RSS_IDLE_MB},
-        "summary": summary,
-        "raw": raw,
-    }
-    path = common.write_results("l4", data)
-    print_report(a, summary, raw, path)
-    if keep:
-        log(f"configs and logs kept in {work}")
-    return 0
+
+    def finish(raw, release):
+        summary = summarize(a, raw)
+        data = {
+            "bench": "l4",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions(),
+            "params": vars(a),
+            "goals": {"mxgate_over_haproxy_min": GOAL_RATIO, "mxgate_rss_idle_mb_max": GOAL_RSS_IDLE_MB},
+            "summary": summary,
+            "raw": raw,
+        }
+        path = common.write_results("l4", data)
+        print_report(a, summary, raw, path)
+
+    return common.drive(
+        "l4",
+        ["mxgate-loadgen"] if a.no_mxgate else ["mxgate", "mxgate-loadgen"],
+        a,
+        lambda procs, release, work: run(a, procs, release, work, nofile),
+        finish,
+    )

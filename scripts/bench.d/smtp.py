@@ -553,55 +553,38 @@ def main(argv: list[str]) -> int:
     need = 2 * a.hold_count + 200
     if nofile < need:
         log(f"warning: open-files limit {nofile} < {need}; the hold step may fail")
-    try:
-        release = common.cargo_build(["mxgate", "mxgate-loadgen"]) if not a.no_build else common.ROOT / "target" / "release"
-    except BenchError as e:
-        log(f"error: {e}")
-        return 1
-    except KeyboardInterrupt:
-        log("interrupted during the build")
-        return 130
-    work = common.make_workdir("smtp")
-    keep = a.keep_tmp
-    try:
-        with Procs(work) as procs:
-            raw = run(a, procs, release, work, nofile)
-    except KeyboardInterrupt:
-        log("interrupted; every process started was stopped")
-        return 130
-    except BenchError as e:
-        log(f"error: {e}")
-        log(f"configs and logs kept in {work}")
-        keep = True
-        return 1
-    finally:
-        if not keep:
-            common.remove_workdir(work)
-    summary = summarize(a, raw)
-    data = {
-        "bench": "smtp",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": common.versions({
-            "postfix": ["postconf", "-h", "-d", "mail_version"],
-            "mxgate": [str(release / "mxgate"), "--version"],
-        }),
-        "params": vars(a),
-        "goals": {"mxgate_over_postfix_min": GOAL_RATIO, "mxgate_added_p99_ms_max": GOAL_ADDED_P99_MS,
-                  "kb_per_idle_session_max": GOAL_KB_PER_SESSION},
-        "notes": {
-            "msgs_per_s": "messages accepted by the target (mxgate: mxgate_smtp_messages_total accepted; "
-                          "direct/postfix: every message, smtp-source fails on any other reply) / seconds "
-                          "smtp-source ran",
-            "postfix_delivered": "seconds from smtp-source start until smtp-sink's counter (-c) had every "
-                                 "message of the run",
-            "kb_per_idle_session": "(VmRSS with hold_count idle SMTP sessions - VmRSS idle) / held, "
-                                   "measured on the fresh process before any load",
-        },
-        "summary": summary,
-        "raw": raw,
-    }
-    path = common.write_results("smtp", data)
-    print_report(a, summary, raw, path)
-    if keep:
-        log(f"configs and logs kept in {work}")
-    return 0
+
+    def finish(raw, release):
+        summary = summarize(a, raw)
+        data = {
+            "bench": "smtp",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": common.versions({
+                "postfix": ["postconf", "-h", "-d", "mail_version"],
+                "mxgate": [str(release / "mxgate"), "--version"],
+            }),
+            "params": vars(a),
+            "goals": {"mxgate_over_postfix_min": GOAL_RATIO, "mxgate_added_p99_ms_max": GOAL_ADDED_P99_MS,
+                      "kb_per_idle_session_max": GOAL_KB_PER_SESSION},
+            "notes": {
+                "msgs_per_s": "messages accepted by the target (mxgate: mxgate_smtp_messages_total accepted; "
+                              "direct/postfix: every message, smtp-source fails on any other reply) / seconds "
+                              "smtp-source ran",
+                "postfix_delivered": "seconds from smtp-source start until smtp-sink's counter (-c) had every "
+                                     "message of the run",
+                "kb_per_idle_session": "(VmRSS with hold_count idle SMTP sessions - VmRSS idle) / held, "
+                                       "measured on the fresh process before any load",
+            },
+            "summary": summary,
+            "raw": raw,
+        }
+        path = common.write_results("smtp", data)
+        print_report(a, summary, raw, path)
+
+    return common.drive(
+        "smtp",
+        ["mxgate", "mxgate-loadgen"],
+        a,
+        lambda procs, release, work: run(a, procs, release, work, nofile),
+        finish,
+    )
