@@ -126,14 +126,7 @@ fn smuggled_messages_are_never_delivered() {
                     DATA\r\nSubject: smuggled\r\n\r\nevil\r\n";
     for end in ["\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r\n.\r"] {
         let mut c = rig.session();
-        assert!(c
-            .command("MAIL FROM:<legit@client.test>")
-            .unwrap()
-            .starts_with("250"));
-        assert!(c
-            .command("RCPT TO:<user@example.test>")
-            .unwrap()
-            .starts_with("250"));
+        c.envelope("legit@client.test", "user@example.test");
         assert!(c.command("DATA").unwrap().starts_with("354"));
         let payload = format!("Subject: legit\r\n\r\nhello{end}{smuggled}.\r\n");
         c.send(payload.as_bytes()).unwrap();
@@ -228,14 +221,7 @@ fn garbage_instead_of_a_client_hello_closes_only_that_connection() {
 fn a_client_vanishing_mid_data_delivers_nothing() {
     let mut rig = Rig::start("");
     let mut c = rig.session();
-    assert!(c
-        .command("MAIL FROM:<a@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    assert!(c
-        .command("RCPT TO:<b@example.test>")
-        .unwrap()
-        .starts_with("250"));
+    c.envelope("a@client.test", "b@example.test");
     assert!(c.command("DATA").unwrap().starts_with("354"));
     c.send(b"Subject: cut-off\r\n\r\nthe first half\r\n")
         .unwrap();
@@ -271,14 +257,7 @@ fn a_silent_client_gets_421_after_the_command_timeout() {
 fn a_client_stalling_in_data_gets_421_and_nothing_is_delivered() {
     let mut rig = Rig::start("data_timeout_ms = 1000\n");
     let mut c = rig.session();
-    assert!(c
-        .command("MAIL FROM:<a@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    assert!(c
-        .command("RCPT TO:<b@example.test>")
-        .unwrap()
-        .starts_with("250"));
+    c.envelope("a@client.test", "b@example.test");
     assert!(c.command("DATA").unwrap().starts_with("354"));
     c.send(b"Subject: stalled\r\n\r\nhalf a message\r\n")
         .unwrap();
@@ -312,14 +291,7 @@ fn a_data_timeout_counts_as_tempfail() {
 fn an_abandoned_envelope_is_not_a_rejected_message() {
     let mut rig = Rig::start("");
     let mut c = rig.session();
-    assert!(c
-        .command("MAIL FROM:<probe@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    assert!(c
-        .command("RCPT TO:<b@example.test>")
-        .unwrap()
-        .starts_with("250"));
+    c.envelope("probe@client.test", "b@example.test");
     c.command("QUIT").unwrap();
     rig.still_delivers(1);
     rig.gw.wait_metric(
@@ -335,14 +307,7 @@ fn an_abandoned_envelope_is_not_a_rejected_message() {
 fn a_10_mb_line_in_the_message_is_refused_with_552() {
     let mut rig = Rig::start("");
     let mut c = rig.session();
-    assert!(c
-        .command("MAIL FROM:<a@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    assert!(c
-        .command("RCPT TO:<b@example.test>")
-        .unwrap()
-        .starts_with("250"));
+    c.envelope("a@client.test", "b@example.test");
     assert!(c.command("DATA").unwrap().starts_with("354"));
     c.send(b"Subject: long-line\r\n\r\n").unwrap();
     let chunk = vec![b'B'; 64 * 1024];

@@ -242,7 +242,9 @@ fn die_before_data(bind: SocketAddr) {
 fn die_in_data(fake: &FakeBackend, bind: SocketAddr, n: usize) {
     let mut c = envelope(bind);
     assert!(c.command("DATA").unwrap().starts_with("354"));
-    c.send(b"Subject: half\r\n\r\nfirst half\r\nHALF-MARK\r\n")
+    // A line after the mark: the gateway may hold a message's last CRLF back
+    // until it knows it is not the start of the final ".".
+    c.send(b"Subject: half\r\n\r\nfirst half\r\nHALF-MARK\r\nafter the mark\r\n")
         .unwrap();
     let t = fake.wait_died(n);
     assert!(t.lines.iter().any(|l| l == "first half\r\n"), "{t:?}");
@@ -300,14 +302,7 @@ fn backend_rcpt_refusals_reach_the_sender_per_recipient() {
         "452 4.2.2 fake: mailbox full",
         "554 5.7.1 fake: recipient refused",
     ] {
-        assert!(c
-            .command("MAIL FROM:<a@client.test>")
-            .unwrap()
-            .starts_with("250"));
-        assert!(c
-            .command("RCPT TO:<ok@example.test>")
-            .unwrap()
-            .starts_with("250"));
+        c.envelope("a@client.test", "ok@example.test");
         let r = c.command("RCPT TO:<refused@example.test>").unwrap();
         assert_eq!(r, format!("{refusal}\r\n"));
         assert!(c.command("DATA").unwrap().starts_with("354"));
@@ -396,14 +391,7 @@ fn postfix_killed_mid_data_gives_4xx_and_delivers_nothing() {
     let mut c = SmtpClient::connect(bind).unwrap();
     c.reply().unwrap();
     c.command("EHLO client.test").unwrap();
-    assert!(c
-        .command("MAIL FROM:<killed@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    assert!(c
-        .command("RCPT TO:<victim@example.test>")
-        .unwrap()
-        .starts_with("250"));
+    c.envelope("killed@client.test", "victim@example.test");
     assert!(c.command("DATA").unwrap().starts_with("354"));
     c.send(b"Subject: killed\r\n\r\n").unwrap();
     c.send(b"the first half\r\n".repeat(200).as_slice())
@@ -451,14 +439,7 @@ fn an_unknown_recipient_is_refused_from_the_cache_without_asking_again() {
     c.command("EHLO client.test").unwrap();
     // The second time in other letter case: recipients compare case-insensitively.
     for rcpt in ["refused@example.test", "Refused@Example.TEST"] {
-        assert!(c
-            .command("MAIL FROM:<a@client.test>")
-            .unwrap()
-            .starts_with("250"));
-        assert!(c
-            .command("RCPT TO:<ok@example.test>")
-            .unwrap()
-            .starts_with("250"));
+        c.envelope("a@client.test", "ok@example.test");
         let r = c.command(&format!("RCPT TO:<{rcpt}>")).unwrap();
         assert_eq!(r, "550 5.1.1 fake: no such user\r\n");
         assert!(c.command("RSET").unwrap().starts_with("250"));

@@ -70,14 +70,7 @@ fn messages_arrive_byte_identical_after_one_received_line() {
     }
     // Dot-stuffed lines, an 8-bit line and a long line pass unchanged.
     let body = "Subject: exact\r\n\r\n..leading dot\r\n.\u{e9}t\u{e9}\r\nline two\r\n";
-    assert!(c
-        .command("MAIL FROM:<a@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    assert!(c
-        .command("RCPT TO:<b@example.test>")
-        .unwrap()
-        .starts_with("250"));
+    c.envelope("a@client.test", "b@example.test");
     assert!(c.command("DATA").unwrap().starts_with("354"));
     let reply = c.command(&format!("{body}.")).unwrap();
     assert!(

@@ -239,6 +239,17 @@ impl SmtpClient {
         self.reader.get_mut().write_all(bytes)
     }
 
+    /// `MAIL FROM:<from>` and `RCPT TO:<to>`, both answered 250.
+    ///
+    /// # Panics
+    /// When either is not answered 250.
+    pub fn envelope(&mut self, from: &str, to: &str) {
+        let mail = self.command(&format!("MAIL FROM:<{from}>")).unwrap();
+        assert!(mail.starts_with("250"), "MAIL FROM:<{from}>: {mail}");
+        let rcpt = self.command(&format!("RCPT TO:<{to}>")).unwrap();
+        assert!(rcpt.starts_with("250"), "RCPT TO:<{to}>: {rcpt}");
+    }
+
     /// Sends a whole transaction and returns the reply to the final dot.
     pub fn send_mail(&mut self, from: &str, to: &str, body: &str) -> std::io::Result<String> {
         self.command(&format!("MAIL FROM:<{from}>"))?;
