@@ -12,6 +12,7 @@ mod error;
 pub mod node;
 pub mod policy;
 pub mod raw;
+mod raw_filter;
 mod validate;
 
 pub use validate::is_dns_name;

@@ -5,9 +5,15 @@ use crate::raw::{
     CheckSection, LimitsSection, ListenerSection, PolicyFile, PoolSection, RelaySection,
     ServerSection,
 };
-use crate::validate::{resolve_check_proxy, validate_domains, validate_listeners, validate_pools};
+use crate::raw::{ListSection, RateLimitSection};
+use crate::validate::{
+    resolve_check_proxy, validate_domains, validate_listeners, validate_lists, validate_pools,
+    validate_rate_limits,
+};
 use crate::Errors;
 use ipnet::IpNet;
+use mxgate_filter::lists::ListEntry;
+use mxgate_filter::rate::RateRule;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,6 +34,10 @@ pub struct Policy {
     pub pools: Vec<Pool>,
     /// Listeners in file order.
     pub listeners: Vec<Listener>,
+    /// Allow/block lists, validated and normalised, in file order.
+    pub lists: Vec<ListSection>,
+    /// Rate and concurrency limits, validated, in file order.
+    pub rate_limits: Vec<RateLimitSection>,
 }
 
 /// Gateway-wide limits.
@@ -209,6 +219,8 @@ impl Policy {
         let listeners = validate_listeners(&mut errors, &raw.listener, &pool_names);
         let mut pools = pools;
         resolve_check_proxy(&mut errors, &mut pools, &listeners);
+        let lists = validate_lists(&mut errors, &raw.list);
+        let rate_limits = validate_rate_limits(&mut errors, &raw.rate_limit);
         errors.into_result(Policy {
             limits: Limits {
                 max_connections: raw.limits.max_connections,
@@ -216,6 +228,8 @@ impl Policy {
             relay_domains,
             pools,
             listeners,
+            lists,
+            rate_limits,
         })
     }
 
@@ -230,7 +244,25 @@ impl Policy {
             },
             pool: self.pools.iter().map(Pool::to_raw).collect(),
             listener: self.listeners.iter().map(Listener::to_raw).collect(),
+            list: self.lists.clone(),
+            rate_limit: self.rate_limits.clone(),
         }
+    }
+
+    /// The lists as filter entries.
+    pub fn list_entries(&self) -> Vec<ListEntry> {
+        self.lists
+            .iter()
+            .filter_map(crate::validate::list_entry)
+            .collect()
+    }
+
+    /// The rate limits as filter rules.
+    pub fn rate_rules(&self) -> Vec<RateRule> {
+        self.rate_limits
+            .iter()
+            .filter_map(crate::validate::rate_rule)
+            .collect()
     }
 
     /// The pool called `name`.

@@ -3,6 +3,8 @@
 //! explicitly, which makes `policy export` round-trip exact.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::raw_filter::{ListSection, RateLimitSection};
 use std::path::PathBuf;
 
 /// `NODE.toml`: settings local to one box, never synced.
@@ -60,6 +62,12 @@ pub struct PolicyFile {
     /// Listeners.
     #[serde(default)]
     pub listener: Vec<ListenerSection>,
+    /// Allow and block lists.
+    #[serde(default)]
+    pub list: Vec<ListSection>,
+    /// Rate and concurrency limits.
+    #[serde(default)]
+    pub rate_limit: Vec<RateLimitSection>,
 }
 
 /// `[limits]`.

@@ -7,11 +7,14 @@ use crate::policy::{
     CheckSettings, ClientIdentity, Listener, ListenerMode, Pool, ProxyVersion, RelaySettings,
     Server, SmtpSettings,
 };
-use crate::raw::{ListenerSection, PoolSection, ServerSection};
+use crate::raw::{ListSection, ListenerSection, PoolSection, RateLimitSection, ServerSection};
 use crate::Errors;
 use ipnet::IpNet;
+use mxgate_filter::lists::{ListAction, ListEntry};
+use mxgate_filter::rate::{RateKey, RateRule};
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Checks a name: 1..64 of `A-Z a-z 0-9 . _ -`.
@@ -456,4 +459,99 @@ fn parse_net(text: &str) -> Option<IpNet> {
         return (net.trunc() == net).then_some(net);
     }
     text.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+/// Validates `[[list]]` entries: an action and exactly one matcher that
+/// parses. Names are stored lowercase.
+pub(crate) fn validate_lists(errors: &mut Errors, raw: &[ListSection]) -> Vec<ListSection> {
+    let mut out = Vec::new();
+    for (i, l) in raw.iter().enumerate() {
+        let key = format!("list[{i}]");
+        let action = match l.action.as_str() {
+            "allow" => ListAction::Allow,
+            "block" => ListAction::Block,
+            other => {
+                errors.push(
+                    format!("{key}.action"),
+                    format!("{other:?} is not allow or block"),
+                );
+                continue;
+            }
+        };
+        let matchers = l.matchers();
+        let [(kind, value)] = matchers.as_slice() else {
+            errors.push(
+                key,
+                "set exactly one of client, reverse_name, helo, sender, sender_domain, recipient",
+            );
+            continue;
+        };
+        let value = if *kind == "client" {
+            value.trim().to_string()
+        } else {
+            value.trim().to_ascii_lowercase()
+        };
+        if out
+            .iter()
+            .any(|o: &ListSection| o.matchers() == [(*kind, value.as_str())])
+        {
+            errors.push(
+                format!("{key}.{kind}"),
+                format!("{value:?} is listed twice"),
+            );
+            continue;
+        }
+        match ListEntry::parse(kind, &value, action) {
+            Ok(_) => out.push(ListSection::with(&l.action, kind, &value)),
+            Err(e) => errors.push(format!("{key}.{kind}"), e.to_string()),
+        }
+    }
+    out
+}
+
+/// The filter entry of a validated `[[list]]`.
+pub(crate) fn list_entry(l: &ListSection) -> Option<ListEntry> {
+    let action = if l.action == "allow" {
+        ListAction::Allow
+    } else {
+        ListAction::Block
+    };
+    let matchers = l.matchers();
+    let [(kind, value)] = matchers.as_slice() else {
+        return None;
+    };
+    ListEntry::parse(kind, value, action).ok()
+}
+
+/// Validates `[[rate_limit]]` rules.
+pub(crate) fn validate_rate_limits(
+    errors: &mut Errors,
+    raw: &[RateLimitSection],
+) -> Vec<RateLimitSection> {
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let key = format!("rate_limit[{i}]");
+        check_count(errors, &format!("{key}.window_s"), r.window_s, 1, 86_400);
+        match rate_rule(r).ok_or_else(|| RateKey::from_str(&r.key).err()) {
+            Ok(rule) => match rule.validate(i) {
+                Ok(()) => out.push(r.clone()),
+                Err(e) => errors.push(key, e.to_string()),
+            },
+            Err(Some(e)) => errors.push(format!("{key}.key"), e.to_string()),
+            Err(None) => {}
+        }
+    }
+    out
+}
+
+/// The filter rule of a `[[rate_limit]]` (None when its key is unknown).
+pub(crate) fn rate_rule(r: &RateLimitSection) -> Option<RateRule> {
+    Some(RateRule {
+        key: RateKey::from_str(&r.key).ok()?,
+        window: Duration::from_secs(r.window_s),
+        connections: r.connections,
+        messages: r.messages,
+        recipients: r.recipients,
+        concurrency: r.concurrency,
+    })
 }

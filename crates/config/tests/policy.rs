@@ -171,3 +171,60 @@ fn checks_follow_the_listeners_proxy_header_unless_told() {
     let err = Policy::parse(&mixed).unwrap_err();
     assert_eq!(err.0[0].key, "listener[b]", "{err}");
 }
+
+#[test]
+fn lists_and_rate_limits_are_validated_and_round_trip() {
+    let text = r#"
+[[list]]
+action = "block"
+client = "198.51.100.0/24"
+[[list]]
+action = "allow"
+sender_domain = ".Partner.Example"
+[[rate_limit]]
+key = "client_ip"
+window_s = 60
+connections = 10
+concurrency = 3
+"#;
+    let p = Policy::parse(text).unwrap();
+    assert_eq!(
+        p.lists[1].sender_domain.as_deref(),
+        Some(".partner.example")
+    );
+    assert_eq!(p.list_entries().len(), 2);
+    assert_eq!(p.rate_rules()[0].connections, Some(10));
+    assert_eq!(Policy::parse(&p.to_toml()).unwrap(), p);
+
+    let bad = r#"
+[[list]]
+action = "deny"
+client = "10.0.0.1"
+[[list]]
+action = "block"
+client = "10.0.0.1/8"
+[[list]]
+action = "block"
+helo = "a"
+sender = "b@c"
+[[rate_limit]]
+key = "sender"
+connections = 5
+[[rate_limit]]
+key = "ip"
+messages = 5
+"#;
+    let err = Policy::parse(bad).unwrap_err();
+    let keys: Vec<&str> = err.0.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "list[0].action",
+            "list[1].client",
+            "list[2]",
+            "rate_limit[0]",
+            "rate_limit[1].key"
+        ],
+        "{err}"
+    );
+}

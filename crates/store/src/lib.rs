@@ -33,6 +33,7 @@
 mod certs;
 mod edit;
 mod error;
+mod filter_rows;
 mod rows;
 mod schema;
 mod store;

@@ -52,6 +52,8 @@ pub(crate) fn read_policy(conn: &Connection) -> Result<PolicyFile, StoreError> {
 
     raw.pool = read_pools(conn, &mut errors)?;
     raw.listener = read_listeners(conn, &mut errors)?;
+    raw.list = crate::filter_rows::read_lists(conn)?;
+    raw.rate_limit = crate::filter_rows::read_rate_limits(conn)?;
     errors.into_result(raw).map_err(StoreError::Invalid)
 }
 
@@ -277,6 +279,7 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
             )?;
         }
     }
+    crate::filter_rows::write_filters(conn, &raw.list, &raw.rate_limit)?;
     for (i, l) in raw.listener.iter().enumerate() {
         conn.execute(
             "INSERT INTO listeners (name, bind, mode, pool, send_proxy, accept_proxy,

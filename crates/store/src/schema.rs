@@ -168,9 +168,32 @@ CREATE TABLE certificates (
 ) STRICT;
 "#;
 
+/// Version 4: the filter policy's allow/block lists and rate limits.
+const V4: &str = r#"
+CREATE TABLE lists (
+    position INTEGER NOT NULL PRIMARY KEY,
+    action   TEXT    NOT NULL CHECK (action IN ('allow', 'block')),
+    kind     TEXT    NOT NULL CHECK (kind IN ('client', 'reverse_name', 'helo', 'sender',
+                                              'sender_domain', 'recipient')),
+    value    TEXT    NOT NULL CHECK (length(value) BETWEEN 1 AND 320),
+    UNIQUE (kind, value)
+) STRICT;
+
+CREATE TABLE rate_limits (
+    position    INTEGER NOT NULL PRIMARY KEY,
+    key         TEXT    NOT NULL CHECK (key IN ('client_ip', 'client_net', 'sender',
+                                                'sender_domain', 'recipient_domain')),
+    window_s    INTEGER NOT NULL CHECK (window_s > 0),
+    connections INTEGER CHECK (connections > 0),
+    messages    INTEGER CHECK (messages > 0),
+    recipients  INTEGER CHECK (recipients > 0),
+    concurrency INTEGER CHECK (concurrency > 0)
+) STRICT;
+"#;
+
 /// Every migration in order; `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
