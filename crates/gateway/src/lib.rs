@@ -12,6 +12,7 @@ mod listener;
 mod per_client;
 pub mod proxy;
 pub mod relay;
+mod screen;
 mod session;
 pub mod smtp;
 pub mod stats;
@@ -94,6 +95,7 @@ impl Gateway {
                 max_connections: Default::default(),
                 workers: Workers::start(workers)?,
                 smtp: Default::default(),
+                screening: Default::default(),
             }),
             running: Mutex::default(),
             failed: Mutex::default(),
@@ -117,6 +119,7 @@ impl Gateway {
             .smtp
             .relay_domains
             .store(Arc::new(policy.relay_domains.clone()));
+        self.shared.screening.apply(policy);
         let mut running = self.running.lock().expect("gateway lock");
         let mut failed = self.failed.lock().expect("gateway lock");
         let mut all_stats = self.stats.lock().expect("gateway lock");
@@ -233,6 +236,12 @@ impl Gateway {
     /// Session reports dropped because the tracking writer fell behind.
     pub fn session_reports_dropped(&self) -> u64 {
         self.shared.smtp.reports_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Screening decisions so far: (check, result, count), for
+    /// `mxgate_filter_verdicts_total`.
+    pub fn filter_verdicts(&self) -> Vec<(&'static str, String, u64)> {
+        self.shared.screening.verdicts.snapshot()
     }
 
     /// Connections open now over all listeners.

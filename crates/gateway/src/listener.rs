@@ -3,6 +3,7 @@
 //! on the accepting worker, tracked so shutdown can wait for all of them.
 
 use crate::per_client::PerClient;
+use crate::screen::Screening;
 use crate::session::{self, SessionContext};
 use crate::smtp::session::SmtpShared;
 use crate::stats::{ConnResult, ListenerStats};
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub workers: Workers,
     /// What smtp-mode sessions share.
     pub smtp: SmtpShared,
+    /// Lists and rate limits.
+    pub screening: Arc<Screening>,
 }
 
 /// A listener that is bound and accepting.
@@ -159,6 +162,7 @@ fn admit(me: &Arc<RunningListener>, shared: &Arc<Shared>, stream: TcpStream, pee
         pools: Arc::clone(&shared.pools),
         stats: Arc::clone(&me.stats),
         hostname: Arc::clone(&shared.hostname),
+        screening: Arc::clone(&shared.screening),
     };
     let shared2 = Arc::clone(shared);
     let task = async move {

@@ -6,6 +6,7 @@
 use crate::backend::connect_backend;
 use crate::proxy::{backend_header, read_upstream};
 use crate::relay::{relay, RelayStats};
+use crate::screen::{Admitted, Screening};
 use crate::stats::{ConnResult, ListenerStats};
 use mxgate_balance::Pools;
 use mxgate_config::{Listener, ProxyVersion};
@@ -30,6 +31,8 @@ pub(crate) struct SessionContext {
     pub stats: Arc<ListenerStats>,
     /// Host name used in SMTP replies.
     pub hostname: Arc<str>,
+    /// Lists and rate limits.
+    pub screening: Arc<Screening>,
 }
 
 /// Runs one accepted connection to its end and counts it.
@@ -157,6 +160,10 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
         Ok(o) => o,
         Err(outcome) => return outcome,
     };
+    let _admitted = match screen(ctx, client, client_addr).await {
+        Ok(admitted) => admitted,
+        Err(outcome) => return outcome,
+    };
 
     let Some(pool) = ctx.pools.get(&listener.pool) else {
         return tempfail(ctx, client, client_addr, "pool not found".into()).await;
@@ -177,6 +184,34 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
         client: client_addr,
         relayed: Some((server_label, relayed)),
         reason: None,
+    }
+}
+
+/// Screens the client (lists, connection limits); a refused client hears
+/// the reply and is closed.
+///
+/// # Errors
+/// The outcome of a refused session, already answered.
+pub(crate) async fn screen(
+    ctx: &SessionContext,
+    client: &mut TcpStream,
+    client_addr: SocketAddr,
+) -> Result<Admitted, Outcome> {
+    match ctx.screening.connection(client_addr.ip()) {
+        Ok(admitted) => Ok(admitted),
+        Err(reply) => {
+            refuse(client, &reply.to_string()).await;
+            let result = if reply.code < 500 {
+                ConnResult::Tempfail
+            } else {
+                ConnResult::Rejected
+            };
+            Err(Outcome::refused(
+                result,
+                client_addr,
+                format!("screening: {}", reply.text()),
+            ))
+        }
     }
 }
 

@@ -186,6 +186,19 @@ pub(crate) fn render(state: &AppState) -> String {
         "smtp mode: replies sent to senders by phase (connect, helo, mail, rcpt, data, end_of_data = the final reply to DATA/BDAT LAST, other) and class.",
         samples,
     );
+    let verdicts = inner.gateway.filter_verdicts();
+    family(
+        &mut out,
+        "mxgate_filter_verdicts_total",
+        "counter",
+        "Screening decisions: check (list, rate, ...) and result (block, allow, limited, ...).",
+        verdicts.iter().map(|(check, result, n)| {
+            (
+                vec![("check", *check), ("result", result.as_str())],
+                *n as f64,
+            )
+        }),
+    );
     family(
         &mut out,
         "mxgate_listener_active_connections",

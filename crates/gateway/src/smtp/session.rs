@@ -6,6 +6,7 @@ use super::inbound::{self, InboundSettings, SessionRecord, TransactionResult};
 use super::outbound::{Backend, OutboundSettings};
 use super::recipients::{CachingRelay, RecipientCache};
 use super::relay::ClientIdentity;
+use crate::screen::FilteringRelay;
 use crate::session::{origin, refuse, Origin, SessionContext};
 use crate::stats::{ConnResult, MessageResult, ReplyPhase};
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -71,6 +72,13 @@ pub(crate) async fn run(
             return;
         }
     };
+    let admitted = match crate::session::screen(ctx, &mut stream, client).await {
+        Ok(admitted) => admitted,
+        Err(outcome) => {
+            ctx.stats.count(outcome.result);
+            return;
+        }
+    };
     if !early.is_empty() {
         // The client spoke before our greeting (RFC 5321 4.3.1 forbids it).
         let reply = format!(
@@ -129,7 +137,11 @@ pub(crate) async fn run(
         .starttls
         .then(|| shared.tls.load_full())
         .flatten();
-    let relay = CachingRelay::new(backend, cache);
+    let relay = FilteringRelay::new(
+        CachingRelay::new(backend, cache),
+        &admitted,
+        &ctx.screening.verdicts,
+    );
     let record = inbound::serve(stream, relay, &settings, identity, tls).await;
     ctx.stats.count(ConnResult::Accepted);
     ctx.stats.count_replies(&record.replies);

@@ -1,0 +1,267 @@
+//! Screening at the front door, shared by l4 and smtp listeners: the client
+//! address against the allow/block lists and the connection rate and
+//! concurrency limits, before any backend is touched; and, in smtp mode,
+//! the HELO, sender and recipients against the lists and the message and
+//! recipient limits ([`FilteringRelay`]). Every decision is counted for
+//! `mxgate_filter_verdicts_total{check,result}`.
+
+use crate::smtp::relay::{ClientIdentity, Relay, RelayError};
+use arc_swap::ArcSwapOption;
+use mxgate_config::Policy;
+use mxgate_filter::lists::{Lists, Verdict};
+use mxgate_filter::rate::{ConcurrencyTicket, RateLimiter, RateRule};
+use mxgate_smtp::Reply;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Most rate-limit keys tracked at once (memory stays bounded under floods).
+const MAX_RATE_KEYS: usize = 100_000;
+
+/// The screening state of a gateway, replaced when the policy changes.
+pub(crate) struct Screen {
+    lists: Lists,
+    rules: Vec<RateRule>,
+    rate: Option<Arc<Mutex<RateLimiter>>>,
+}
+
+/// Counts of screening decisions by (check, result).
+#[derive(Default)]
+pub struct Verdicts(Mutex<BTreeMap<(&'static str, String), u64>>);
+
+impl Verdicts {
+    /// Counts one decision.
+    pub fn count(&self, check: &'static str, result: &str) {
+        *self
+            .0
+            .lock()
+            .expect("verdicts lock")
+            .entry((check, result.to_string()))
+            .or_default() += 1;
+    }
+
+    /// Every (check, result, count).
+    pub fn snapshot(&self) -> Vec<(&'static str, String, u64)> {
+        self.0
+            .lock()
+            .expect("verdicts lock")
+            .iter()
+            .map(|((c, r), n)| (*c, r.clone(), *n))
+            .collect()
+    }
+}
+
+/// What screening shares: the current rules and the counters.
+#[derive(Default)]
+pub(crate) struct Screening {
+    current: ArcSwapOption<Screen>,
+    /// Decisions so far.
+    pub verdicts: Verdicts,
+}
+
+/// A connection that passed; dropping it releases its concurrency slots.
+pub(crate) struct Admitted {
+    /// The lists allowed the client: reputation checks and limits are skipped.
+    pub allowed: bool,
+    screen: Option<Arc<Screen>>,
+    ticket: Option<(Arc<Mutex<RateLimiter>>, ConcurrencyTicket)>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some((rate, ticket)) = self.ticket.take() {
+            rate.lock().expect("rate lock").release(ticket);
+        }
+    }
+}
+
+impl Screening {
+    /// Takes the lists and limits of `policy`. The rate counters start over
+    /// only when the rules changed.
+    pub fn apply(&self, policy: &Policy) {
+        let rules = policy.rate_rules();
+        let old = self.current.load_full();
+        let rate = match old.as_deref() {
+            Some(s) if s.rules == rules => s.rate.clone(),
+            _ if rules.is_empty() => None,
+            _ => match RateLimiter::new(rules.clone(), MAX_RATE_KEYS) {
+                Ok(r) => Some(Arc::new(Mutex::new(r))),
+                Err(e) => {
+                    tracing::error!(error = %e, "rate limits not applied");
+                    None
+                }
+            },
+        };
+        self.current.store(Some(Arc::new(Screen {
+            lists: Lists::new(policy.list_entries()),
+            rules,
+            rate,
+        })));
+    }
+
+    fn screen(&self) -> Option<Arc<Screen>> {
+        self.current.load_full()
+    }
+
+    /// Screens a new connection from `client`: the reply to refuse it with,
+    /// or the admission to hold for the session.
+    pub fn connection(&self, client: IpAddr) -> Result<Admitted, Reply> {
+        let screen = self.screen();
+        let mut admitted = Admitted {
+            allowed: false,
+            screen: screen.clone(),
+            ticket: None,
+        };
+        let Some(screen) = screen else {
+            return Ok(admitted);
+        };
+        match screen.lists.check_client(client, None) {
+            Verdict::Block(reason) => {
+                self.verdicts.count("list", "block");
+                tracing::info!(%client, reason, "client blocked by list");
+                return Err(Reply::new(554, "5.7.1 Access denied"));
+            }
+            Verdict::Allow(_) => {
+                self.verdicts.count("list", "allow");
+                admitted.allowed = true;
+                return Ok(admitted);
+            }
+            Verdict::None => {}
+        }
+        if let Some(rate) = &screen.rate {
+            match rate
+                .lock()
+                .expect("rate lock")
+                .connection(client, Instant::now())
+            {
+                Ok(ticket) => admitted.ticket = Some((Arc::clone(rate), ticket)),
+                Err(limited) => {
+                    self.verdicts.count("rate", "limited");
+                    tracing::info!(%client, key = %limited.key, metric = limited.metric.as_str(), "rate limited");
+                    return Err(to_reply(&limited.reply));
+                }
+            }
+        }
+        Ok(admitted)
+    }
+}
+
+fn to_reply(r: &mxgate_filter::Reply) -> Reply {
+    Reply::new(r.code, format!("{} {}", r.status, r.text))
+}
+
+/// A [`Relay`] that checks HELO, sender and recipients against the lists
+/// and the message and recipient limits before the backend is asked.
+pub(crate) struct FilteringRelay<'a, R> {
+    inner: R,
+    admitted: &'a Admitted,
+    verdicts: &'a Verdicts,
+    client: Option<ClientIdentity>,
+    /// The sender of the open transaction, and whether the lists allowed it.
+    sender: (String, bool),
+}
+
+impl<'a, R> FilteringRelay<'a, R> {
+    /// Wraps `inner` for a connection that was `admitted`.
+    pub fn new(inner: R, admitted: &'a Admitted, verdicts: &'a Verdicts) -> Self {
+        FilteringRelay {
+            inner,
+            admitted,
+            verdicts,
+            client: None,
+            sender: (String::new(), false),
+        }
+    }
+
+    fn block(&self, what: &str, reason: &str) -> Reply {
+        self.verdicts.count("list", "block");
+        tracing::info!(what, reason, "blocked by list");
+        Reply::new(554, "5.7.1 Access denied")
+    }
+}
+
+impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
+    fn identify(&mut self, client: &ClientIdentity) {
+        self.client = Some(client.clone());
+        self.inner.identify(client);
+    }
+
+    async fn mail(&mut self, from: &str, params: &str) -> Result<Reply, RelayError> {
+        self.sender = (from.to_string(), self.admitted.allowed);
+        let admitted: &'a Admitted = self.admitted;
+        let client = self.client.clone();
+        if let (Some(screen), Some(client)) = (admitted.screen.as_deref(), &client) {
+            let mut allowed = self.admitted.allowed;
+            for verdict in [
+                screen.lists.check_helo(&client.helo),
+                screen.lists.check_sender(from),
+            ] {
+                match verdict {
+                    Verdict::Block(reason) => return Ok(self.block("sender", &reason)),
+                    Verdict::Allow(_) => allowed = true,
+                    Verdict::None => {}
+                }
+            }
+            self.sender.1 = allowed;
+            if !allowed {
+                if let Some(rate) = &screen.rate {
+                    let limited = rate.lock().expect("rate lock").message(
+                        client.addr.ip(),
+                        from,
+                        Instant::now(),
+                    );
+                    if let Err(limited) = limited {
+                        self.verdicts.count("rate", "limited");
+                        return Ok(to_reply(&limited.reply));
+                    }
+                }
+            }
+        }
+        self.inner.mail(from, params).await
+    }
+
+    async fn rcpt(&mut self, to: &str, params: &str) -> Result<Reply, RelayError> {
+        let admitted: &'a Admitted = self.admitted;
+        if let (Some(screen), Some(client)) = (admitted.screen.as_deref(), &self.client) {
+            match screen.lists.check_recipient(to) {
+                Verdict::Block(reason) => return Ok(self.block("recipient", &reason)),
+                Verdict::Allow(_) | Verdict::None => {}
+            }
+            if !self.sender.1 {
+                if let Some(rate) = &screen.rate {
+                    let limited = rate.lock().expect("rate lock").recipient(
+                        client.addr.ip(),
+                        &self.sender.0,
+                        to,
+                        Instant::now(),
+                    );
+                    if let Err(limited) = limited {
+                        self.verdicts.count("rate", "limited");
+                        return Ok(to_reply(&limited.reply));
+                    }
+                }
+            }
+        }
+        self.inner.rcpt(to, params).await
+    }
+
+    async fn data_start(&mut self) -> Result<Reply, RelayError> {
+        self.inner.data_start().await
+    }
+    async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError> {
+        self.inner.data_chunk(wire).await
+    }
+    async fn data_end(&mut self) -> Result<Reply, RelayError> {
+        self.inner.data_end().await
+    }
+    async fn rset(&mut self) {
+        self.inner.rset().await;
+    }
+    async fn abort(&mut self) {
+        self.inner.abort().await;
+    }
+    fn server(&self) -> Option<String> {
+        self.inner.server()
+    }
+}
