@@ -5,7 +5,7 @@ use crate::raw::{
     CheckSection, LimitsSection, ListenerSection, PolicyFile, PoolSection, RelaySection,
     ServerSection,
 };
-use crate::raw::{ListSection, RateLimitSection};
+use crate::raw::{GreylistSection, ListSection, RateLimitSection, ScreenSection};
 use crate::validate::{
     resolve_check_proxy, validate_domains, validate_listeners, validate_lists, validate_pools,
     validate_rate_limits,
@@ -38,6 +38,10 @@ pub struct Policy {
     pub lists: Vec<ListSection>,
     /// Rate and concurrency limits, validated, in file order.
     pub rate_limits: Vec<RateLimitSection>,
+    /// `[screen]`, validated (zones normalised).
+    pub screen: ScreenSection,
+    /// `[greylist]`, validated.
+    pub greylist: GreylistSection,
 }
 
 /// Gateway-wide limits.
@@ -230,6 +234,8 @@ impl Policy {
             listeners,
             lists,
             rate_limits,
+            screen: raw.screen.clone(),
+            greylist: raw.greylist.clone(),
         })
     }
 
@@ -246,6 +252,8 @@ impl Policy {
             listener: self.listeners.iter().map(Listener::to_raw).collect(),
             list: self.lists.clone(),
             rate_limit: self.rate_limits.clone(),
+            screen: self.screen.clone(),
+            greylist: self.greylist.clone(),
         }
     }
 

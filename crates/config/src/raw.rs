@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::raw_filter::{ListSection, RateLimitSection};
+pub use crate::raw_filter::{
+    DnsblSection, GreylistSection, ListSection, RateLimitSection, ScreenSection,
+};
 use std::path::PathBuf;
 
 /// `NODE.toml`: settings local to one box, never synced.
@@ -68,6 +70,12 @@ pub struct PolicyFile {
     /// Rate and concurrency limits.
     #[serde(default)]
     pub rate_limit: Vec<RateLimitSection>,
+    /// Pregreet, DNSBL/DNSWL and the temporary allowlist.
+    #[serde(default)]
+    pub screen: ScreenSection,
+    /// Greylisting (smtp mode).
+    #[serde(default)]
+    pub greylist: GreylistSection,
 }
 
 /// `[limits]`.

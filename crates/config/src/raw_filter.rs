@@ -90,3 +90,152 @@ pub struct RateLimitSection {
 fn default_window_s() -> u64 {
     60
 }
+
+/// `[screen]`: checks before any backend is touched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenSection {
+    /// Pregreet window: smtp mode sends `220-` and waits, l4 stays silent
+    /// before opening the backend connection; 0 = off.
+    #[serde(default)]
+    pub greet_wait_ms: u64,
+    /// What happens to a client that talks first: `ignore`, `reject`, `drop`.
+    #[serde(default = "default_greet_action")]
+    pub greet_action: String,
+    /// DNSBL score at which a client is refused.
+    #[serde(default = "default_dnsbl_threshold")]
+    pub dnsbl_threshold: i32,
+    /// DNSBL score at or below which a client is allowlisted (negative
+    /// weights are DNSWLs); 0 = never.
+    #[serde(default)]
+    pub dnsbl_allow_threshold: i32,
+    /// Time allowed for the DNSBL lookups (all zones in parallel).
+    #[serde(default = "default_dns_timeout_ms")]
+    pub dns_timeout_ms: u64,
+    /// Name the matching list in the refusal text.
+    #[serde(default)]
+    pub reveal_dnsbl: bool,
+    /// A client that passed screening is not screened again for this long.
+    #[serde(default = "default_allowlist_ttl_s")]
+    pub allowlist_ttl_s: u64,
+    /// DNSBL/DNSWL zones.
+    #[serde(default)]
+    pub dnsbl: Vec<DnsblSection>,
+}
+
+impl Default for ScreenSection {
+    fn default() -> Self {
+        ScreenSection {
+            greet_wait_ms: 0,
+            greet_action: default_greet_action(),
+            dnsbl_threshold: default_dnsbl_threshold(),
+            dnsbl_allow_threshold: 0,
+            dns_timeout_ms: default_dns_timeout_ms(),
+            reveal_dnsbl: false,
+            allowlist_ttl_s: default_allowlist_ttl_s(),
+            dnsbl: Vec::new(),
+        }
+    }
+}
+
+fn default_greet_action() -> String {
+    "reject".to_string()
+}
+fn default_dnsbl_threshold() -> i32 {
+    3
+}
+fn default_dns_timeout_ms() -> u64 {
+    1_500
+}
+fn default_allowlist_ttl_s() -> u64 {
+    86_400
+}
+
+/// `[[screen.dnsbl]]`: one DNSBL (positive weight) or DNSWL (negative).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsblSection {
+    /// The zone (`zen.example`).
+    pub zone: String,
+    /// Score added when listed; negative for allowlists.
+    #[serde(default = "default_weight")]
+    pub weight: i32,
+    /// Reply filter such as `127.0.0.[2..11]`; absent = any 127.x answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+fn default_weight() -> i32 {
+    1
+}
+
+/// `[greylist]` (smtp mode).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GreylistSection {
+    /// Greylist new triplets.
+    #[serde(default)]
+    pub enabled: bool,
+    /// A retry is accepted after this long.
+    #[serde(default = "default_delay_s")]
+    pub delay_s: u64,
+    /// ... and within this long after the first attempt.
+    #[serde(default = "default_retry_window_s")]
+    pub retry_window_s: u64,
+    /// A passed triplet is remembered this long since last seen.
+    #[serde(default = "default_lifetime_s")]
+    pub lifetime_s: u64,
+    /// Client network size for IPv4 triplets.
+    #[serde(default = "default_ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    /// Client network size for IPv6 triplets.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// A client network that passed this many triplets skips greylisting.
+    #[serde(default = "default_auto_allow_after")]
+    pub auto_allow_after: u32,
+    /// Key on the SPF-validated sender domain instead of the client network.
+    #[serde(default = "default_on")]
+    pub spf_domain_keying: bool,
+    /// Skip greylisting for DMARC-aligned passes.
+    #[serde(default = "default_on")]
+    pub skip_dmarc_pass: bool,
+}
+
+impl Default for GreylistSection {
+    fn default() -> Self {
+        GreylistSection {
+            enabled: false,
+            delay_s: default_delay_s(),
+            retry_window_s: default_retry_window_s(),
+            lifetime_s: default_lifetime_s(),
+            ipv4_prefix: default_ipv4_prefix(),
+            ipv6_prefix: default_ipv6_prefix(),
+            auto_allow_after: default_auto_allow_after(),
+            spf_domain_keying: true,
+            skip_dmarc_pass: true,
+        }
+    }
+}
+
+fn default_delay_s() -> u64 {
+    300
+}
+fn default_retry_window_s() -> u64 {
+    172_800
+}
+fn default_lifetime_s() -> u64 {
+    3_024_000
+}
+fn default_ipv4_prefix() -> u8 {
+    24
+}
+fn default_ipv6_prefix() -> u8 {
+    64
+}
+fn default_auto_allow_after() -> u32 {
+    5
+}
+fn default_on() -> bool {
+    true
+}

@@ -1,8 +1,8 @@
 //! The filter policy's rows: `[[list]]` and `[[rate_limit]]` in file order.
 
 use crate::StoreError;
-use mxgate_config::raw::{ListSection, RateLimitSection};
-use rusqlite::{params, Connection};
+use mxgate_config::raw::{GreylistSection, ListSection, RateLimitSection, ScreenSection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Reads every list entry in file order.
 pub(crate) fn read_lists(conn: &Connection) -> Result<Vec<ListSection>, StoreError> {
@@ -64,5 +64,62 @@ pub(crate) fn write_filters(
             ],
         )?;
     }
+    Ok(())
+}
+
+/// Reads `[screen]` and `[greylist]` (defaults when never stored).
+pub(crate) fn read_sections(
+    conn: &Connection,
+) -> Result<(ScreenSection, GreylistSection), StoreError> {
+    Ok((read_section(conn, SCREEN)?, read_section(conn, GREYLIST)?))
+}
+
+/// Stores `[screen]` and `[greylist]` (inside the caller's transaction).
+pub(crate) fn write_sections(
+    conn: &Connection,
+    screen: &ScreenSection,
+    greylist: &GreylistSection,
+) -> Result<(), StoreError> {
+    write_section(conn, SCREEN, screen)?;
+    write_section(conn, GREYLIST, greylist)
+}
+
+const SCREEN: &str = "section.screen";
+const GREYLIST: &str = "section.greylist";
+
+fn read_section<T: serde::de::DeserializeOwned + Default>(
+    conn: &Connection,
+    key: &str,
+) -> Result<T, StoreError> {
+    let text: Option<String> = conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(text) = text else {
+        return Ok(T::default());
+    };
+    toml::from_str(&text).map_err(|e| {
+        let mut errors = mxgate_config::Errors::default();
+        errors.push(key, format!("stored value is not valid: {}", e.message()));
+        StoreError::Invalid(errors)
+    })
+}
+
+fn write_section<T: serde::Serialize>(
+    conn: &Connection,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let text = toml::to_string(value).map_err(|e| {
+        let mut errors = mxgate_config::Errors::default();
+        errors.push(key, format!("cannot be stored: {e}"));
+        StoreError::Invalid(errors)
+    })?;
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, text],
+    )?;
     Ok(())
 }

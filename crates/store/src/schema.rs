@@ -191,9 +191,35 @@ CREATE TABLE rate_limits (
 ) STRICT;
 "#;
 
+/// Version 5: shared filter state: greylist triplets and client networks,
+/// and the temporary allowlist of clients that passed screening. (The
+/// `[screen]` and `[greylist]` settings live in `settings` as
+/// `section.screen` / `section.greylist`.)
+const V5: &str = r#"
+CREATE TABLE greylist_triplets (
+    key        TEXT    NOT NULL PRIMARY KEY,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    passed     INTEGER NOT NULL CHECK (passed IN (0, 1))
+) STRICT;
+CREATE INDEX greylist_triplets_last_seen ON greylist_triplets (last_seen);
+
+CREATE TABLE greylist_clients (
+    net       TEXT    NOT NULL PRIMARY KEY,
+    passed    INTEGER NOT NULL CHECK (passed >= 0),
+    last_seen INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE temp_allowlist (
+    client     TEXT    NOT NULL PRIMARY KEY,
+    until_unix INTEGER NOT NULL
+) STRICT;
+CREATE INDEX temp_allowlist_until ON temp_allowlist (until_unix);
+"#;
+
 /// Every migration in order; `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
