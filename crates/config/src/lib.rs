@@ -14,6 +14,7 @@ pub mod policy;
 pub mod raw;
 mod raw_filter;
 mod validate;
+mod validate_screen;
 
 pub use validate::is_dns_name;
 

@@ -23,6 +23,9 @@ pub struct NodeConfig {
     pub web_listen: Option<SocketAddr>,
     /// `/metrics` and `/healthz` listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[dns] servers`: DNS servers for DNSBL lookups; empty = the system
+    /// resolver (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -82,6 +85,14 @@ impl NodeConfig {
             .metrics
             .as_ref()
             .and_then(|m| crate::validate::parse_addr(&mut errors, "metrics.listen", &m.listen));
+        let dns_servers = raw
+            .dns
+            .iter()
+            .flat_map(|d| d.servers.iter().enumerate())
+            .filter_map(|(i, s)| {
+                crate::validate::parse_addr(&mut errors, &format!("dns.servers[{i}]"), s)
+            })
+            .collect();
         errors.into_result(NodeConfig {
             name: raw.name,
             data_dir: raw.data_dir,
@@ -90,6 +101,7 @@ impl NodeConfig {
             log: raw.log,
             web_listen,
             metrics_listen,
+            dns_servers,
         })
     }
 }
@@ -110,6 +122,23 @@ mod tests {
         let err = NodeConfig::parse("name = \"a\"\ndata_dir = \"/d\"\nfoo = 1\n").unwrap_err();
         assert_eq!(err.0[0].key, "line 3");
         assert!(err.0[0].message.contains("foo"), "{err}");
+    }
+
+    #[test]
+    fn dns_servers_are_ip_and_port() {
+        let n = NodeConfig::parse(
+            "name = \"a\"\ndata_dir = \"/d\"\n[dns]\nservers = [\"127.0.0.1:5353\"]\n",
+        )
+        .unwrap();
+        assert_eq!(n.dns_servers, ["127.0.0.1:5353".parse().unwrap()]);
+        let none = NodeConfig::parse("name = \"a\"\ndata_dir = \"/d\"\n").unwrap();
+        assert!(none.dns_servers.is_empty());
+        let err = NodeConfig::parse(
+            "name = \"a\"\ndata_dir = \"/d\"\n[dns]\nservers = [\"127.0.0.1:53\", \"ns1\"]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["dns.servers[1]"]);
     }
 
     #[test]

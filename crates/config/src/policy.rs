@@ -7,9 +7,10 @@ use crate::raw::{
 };
 use crate::raw::{GreylistSection, ListSection, RateLimitSection, ScreenSection};
 use crate::validate::{
-    resolve_check_proxy, validate_domains, validate_listeners, validate_lists, validate_pools,
-    validate_rate_limits,
+    resolve_check_proxy, validate_domains, validate_greylist, validate_listeners, validate_lists,
+    validate_pools, validate_rate_limits,
 };
+use crate::validate_screen::validate_screen;
 use crate::Errors;
 use ipnet::IpNet;
 use mxgate_filter::lists::ListEntry;
@@ -225,6 +226,8 @@ impl Policy {
         resolve_check_proxy(&mut errors, &mut pools, &listeners);
         let lists = validate_lists(&mut errors, &raw.list);
         let rate_limits = validate_rate_limits(&mut errors, &raw.rate_limit);
+        let screen = validate_screen(&mut errors, &raw.screen);
+        let greylist = validate_greylist(&mut errors, &raw.greylist);
         errors.into_result(Policy {
             limits: Limits {
                 max_connections: raw.limits.max_connections,
@@ -234,8 +237,8 @@ impl Policy {
             listeners,
             lists,
             rate_limits,
-            screen: raw.screen.clone(),
-            greylist: raw.greylist.clone(),
+            screen,
+            greylist,
         })
     }
 
@@ -271,6 +274,16 @@ impl Policy {
             .iter()
             .filter_map(crate::validate::rate_rule)
             .collect()
+    }
+
+    /// The greylisting settings, or `None` when `[greylist]` is disabled.
+    ///
+    /// SPF and DMARC results are not available to greylisting yet, so
+    /// `spf_domain_keying` and `skip_dmarc_pass` have no effect for now.
+    pub fn greylist_settings(&self) -> Option<mxgate_filter::greylist::GreylistSettings> {
+        self.greylist
+            .enabled
+            .then(|| crate::validate::greylist_settings(&self.greylist))
     }
 
     /// The pool called `name`.

@@ -31,6 +31,17 @@ pub struct NodeFile {
     pub web: Option<ListenSection>,
     /// The plain-HTTP `/metrics` and `/healthz` listener.
     pub metrics: Option<ListenSection>,
+    /// DNS servers for DNSBL lookups; absent = the system resolver.
+    pub dns: Option<DnsNodeSection>,
+}
+
+/// `[dns]` of the node file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsNodeSection {
+    /// `IP:port` of each server to ask; empty = the system resolver.
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 /// A section holding one `listen` address.

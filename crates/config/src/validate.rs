@@ -7,9 +7,12 @@ use crate::policy::{
     CheckSettings, ClientIdentity, Listener, ListenerMode, Pool, ProxyVersion, RelaySettings,
     Server, SmtpSettings,
 };
-use crate::raw::{ListSection, ListenerSection, PoolSection, RateLimitSection, ServerSection};
+use crate::raw::{
+    GreylistSection, ListSection, ListenerSection, PoolSection, RateLimitSection, ServerSection,
+};
 use crate::Errors;
 use ipnet::IpNet;
+use mxgate_filter::greylist::GreylistSettings;
 use mxgate_filter::lists::{ListAction, ListEntry};
 use mxgate_filter::rate::{RateKey, RateRule};
 use std::collections::HashSet;
@@ -554,4 +557,73 @@ pub(crate) fn rate_rule(r: &RateLimitSection) -> Option<RateRule> {
         recipients: r.recipients,
         concurrency: r.concurrency,
     })
+}
+
+/// Longest greylisting delay: one day.
+const GREYLIST_MAX_DELAY_S: u64 = 86_400;
+/// Longest retry window: 30 days.
+const GREYLIST_MAX_WINDOW_S: u64 = 30 * 86_400;
+/// Longest lifetime of passed triplets: 400 days.
+const GREYLIST_MAX_LIFETIME_S: u64 = 400 * 86_400;
+
+/// Validates `[greylist]` (every key, enabled or not).
+///
+/// `delay_s` 1..86400 (1 s is allowed for tests; the default is 300),
+/// `retry_window_s` longer than `delay_s` and at most 30 days,
+/// `lifetime_s` at least `retry_window_s` and at most 400 days,
+/// `ipv4_prefix` 8..32, `ipv6_prefix` 16..128, `auto_allow_after` 0..1000
+/// (0 = never).
+pub(crate) fn validate_greylist(errors: &mut Errors, g: &GreylistSection) -> GreylistSection {
+    check_count(
+        errors,
+        "greylist.delay_s",
+        g.delay_s,
+        1,
+        GREYLIST_MAX_DELAY_S,
+    );
+    let window_min = g.delay_s.saturating_add(1);
+    check_count(
+        errors,
+        "greylist.retry_window_s",
+        g.retry_window_s,
+        window_min,
+        GREYLIST_MAX_WINDOW_S,
+    );
+    check_count(
+        errors,
+        "greylist.lifetime_s",
+        g.lifetime_s,
+        g.retry_window_s.max(1),
+        GREYLIST_MAX_LIFETIME_S,
+    );
+    check_count(errors, "greylist.ipv4_prefix", g.ipv4_prefix.into(), 8, 32);
+    check_count(
+        errors,
+        "greylist.ipv6_prefix",
+        g.ipv6_prefix.into(),
+        16,
+        128,
+    );
+    check_count(
+        errors,
+        "greylist.auto_allow_after",
+        g.auto_allow_after.into(),
+        0,
+        1000,
+    );
+    g.clone()
+}
+
+/// The filter settings of a valid `[greylist]`.
+pub(crate) fn greylist_settings(g: &GreylistSection) -> GreylistSettings {
+    GreylistSettings {
+        delay: Duration::from_secs(g.delay_s),
+        retry_window: Duration::from_secs(g.retry_window_s),
+        lifetime: Duration::from_secs(g.lifetime_s),
+        ipv4_prefix: g.ipv4_prefix,
+        ipv6_prefix: g.ipv6_prefix,
+        auto_allow_after: g.auto_allow_after,
+        spf_domain_keying: g.spf_domain_keying,
+        skip_dmarc_pass: g.skip_dmarc_pass,
+    }
 }

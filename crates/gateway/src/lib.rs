@@ -8,10 +8,12 @@
 //! stops accepting, lets sessions finish for a grace period, then ends them.
 
 mod backend;
+mod greylisting;
 mod listener;
 mod per_client;
 pub mod proxy;
 pub mod relay;
+mod reputation;
 mod screen;
 mod session;
 pub mod smtp;
@@ -32,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use workers::Workers;
 
+pub use greylisting::{GreylistBackend, GreylistBackendError};
+pub use reputation::TempAllowlist;
 pub use smtp::SessionReport;
 pub use stats::{ConnResult, MessageResult};
 
@@ -242,6 +246,39 @@ impl Gateway {
     /// `mxgate_filter_verdicts_total`.
     pub fn filter_verdicts(&self) -> Vec<(&'static str, String, u64)> {
         self.shared.screening.verdicts.snapshot()
+    }
+
+    /// The resolver for the DNSBL lookups of `[screen]` (built from the
+    /// node's `[dns]`); `None` turns DNSBL lookups off.
+    pub fn set_resolver(&self, resolver: Option<Arc<mxgate_dns::Resolver>>) {
+        *self
+            .shared
+            .screening
+            .resolver
+            .write()
+            .expect("resolver lock") = resolver;
+    }
+
+    /// Where clients that passed pregreet and DNSBL are remembered for
+    /// `allowlist_ttl_s` (skipping both on their next connections).
+    pub fn set_temp_allowlist(&self, allowlist: Option<Arc<dyn TempAllowlist>>) {
+        *self
+            .shared
+            .screening
+            .allowlist
+            .write()
+            .expect("allowlist lock") = allowlist;
+    }
+
+    /// Where greylisting state lives (`[greylist]` in smtp mode); `None`
+    /// turns greylisting off. A failing backend lets mail through.
+    pub fn set_greylist_backend(&self, backend: Option<Arc<dyn GreylistBackend>>) {
+        *self
+            .shared
+            .screening
+            .greylist_backend
+            .write()
+            .expect("greylist backend lock") = backend;
     }
 
     /// Connections open now over all listeners.

@@ -5,16 +5,19 @@
 //! recipient limits ([`FilteringRelay`]). Every decision is counted for
 //! `mxgate_filter_verdicts_total{check,result}`.
 
+use crate::greylisting::{self, GreylistBackend};
+use crate::reputation::{Pending, Reputation, TempAllowlist};
 use crate::smtp::relay::{ClientIdentity, Relay, RelayError};
 use arc_swap::ArcSwapOption;
 use mxgate_config::Policy;
+use mxgate_filter::greylist::{Greylist, GreylistDecision};
 use mxgate_filter::lists::{Lists, Verdict};
 use mxgate_filter::rate::{ConcurrencyTicket, RateLimiter, RateRule};
 use mxgate_smtp::Reply;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
 
 /// Most rate-limit keys tracked at once (memory stays bounded under floods).
 const MAX_RATE_KEYS: usize = 100_000;
@@ -24,6 +27,10 @@ pub(crate) struct Screen {
     lists: Lists,
     rules: Vec<RateRule>,
     rate: Option<Arc<Mutex<RateLimiter>>>,
+    /// `[greylist]` when enabled (smtp mode, at RCPT).
+    greylist: Option<Greylist>,
+    /// Pregreet and DNSBL settings; `None` when both are off.
+    reputation: Option<Arc<Reputation>>,
 }
 
 /// Counts of screening decisions by (check, result).
@@ -58,6 +65,12 @@ pub(crate) struct Screening {
     current: ArcSwapOption<Screen>,
     /// Decisions so far.
     pub verdicts: Verdicts,
+    /// The resolver for DNSBL lookups; `None` = DNSBL off.
+    pub resolver: RwLock<Option<Arc<mxgate_dns::Resolver>>>,
+    /// Clients that passed pregreet and DNSBL recently.
+    pub allowlist: RwLock<Option<Arc<dyn TempAllowlist>>>,
+    /// Where greylisting state lives; `None` = greylisting off.
+    pub greylist_backend: RwLock<Option<Arc<dyn GreylistBackend>>>,
 }
 
 /// A connection that passed; dropping it releases its concurrency slots.
@@ -66,6 +79,8 @@ pub(crate) struct Admitted {
     pub allowed: bool,
     screen: Option<Arc<Screen>>,
     ticket: Option<(Arc<Mutex<RateLimiter>>, ConcurrencyTicket)>,
+    /// Pregreet and DNSBL, still to run (see [`crate::session::screen`]).
+    pub pending: Option<Pending>,
 }
 
 impl Drop for Admitted {
@@ -97,6 +112,8 @@ impl Screening {
             lists: Lists::new(policy.list_entries()),
             rules,
             rate,
+            greylist: greylist_of(policy),
+            reputation: Reputation::from_policy(&policy.screen).map(Arc::new),
         })));
     }
 
@@ -112,6 +129,7 @@ impl Screening {
             allowed: false,
             screen: screen.clone(),
             ticket: None,
+            pending: None,
         };
         let Some(screen) = screen else {
             return Ok(admitted);
@@ -129,6 +147,10 @@ impl Screening {
             }
             Verdict::None => {}
         }
+        let pending = screen
+            .reputation
+            .as_ref()
+            .and_then(|r| self.pending(r, client));
         if let Some(rate) = &screen.rate {
             match rate
                 .lock()
@@ -143,7 +165,36 @@ impl Screening {
                 }
             }
         }
+        admitted.pending = pending;
         Ok(admitted)
+    }
+
+    /// The pregreet and DNSBL checks to run for `client`, unless it is on
+    /// the temporary allowlist.
+    fn pending(&self, reputation: &Arc<Reputation>, client: IpAddr) -> Option<Pending> {
+        let allowlist = self.allowlist.read().expect("allowlist lock").clone();
+        if let Some(list) = &allowlist {
+            if list.contains(client, SystemTime::now()) {
+                self.verdicts.count("allowlist", "hit");
+                return None;
+            }
+        }
+        Some(Pending {
+            reputation: Arc::clone(reputation),
+            resolver: self.resolver.read().expect("resolver lock").clone(),
+            allowlist,
+        })
+    }
+}
+
+/// The greylisting policy of `policy`, when enabled and valid.
+fn greylist_of(policy: &Policy) -> Option<Greylist> {
+    match Greylist::new(policy.greylist_settings()?) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::error!(error = %e, "greylisting not applied");
+            None
+        }
     }
 }
 
@@ -152,11 +203,13 @@ fn to_reply(r: &mxgate_filter::Reply) -> Reply {
 }
 
 /// A [`Relay`] that checks HELO, sender and recipients against the lists
-/// and the message and recipient limits before the backend is asked.
+/// and the message and recipient limits, then greylists the recipient,
+/// before the backend is asked.
 pub(crate) struct FilteringRelay<'a, R> {
     inner: R,
     admitted: &'a Admitted,
     verdicts: &'a Verdicts,
+    greylist_backend: Option<Arc<dyn GreylistBackend>>,
     client: Option<ClientIdentity>,
     /// The sender of the open transaction, and whether the lists allowed it.
     sender: (String, bool),
@@ -164,11 +217,16 @@ pub(crate) struct FilteringRelay<'a, R> {
 
 impl<'a, R> FilteringRelay<'a, R> {
     /// Wraps `inner` for a connection that was `admitted`.
-    pub fn new(inner: R, admitted: &'a Admitted, verdicts: &'a Verdicts) -> Self {
+    pub fn new(inner: R, admitted: &'a Admitted, screening: &'a Screening) -> Self {
         FilteringRelay {
             inner,
             admitted,
-            verdicts,
+            verdicts: &screening.verdicts,
+            greylist_backend: screening
+                .greylist_backend
+                .read()
+                .expect("greylist backend lock")
+                .clone(),
             client: None,
             sender: (String::new(), false),
         }
@@ -178,6 +236,39 @@ impl<'a, R> FilteringRelay<'a, R> {
         self.verdicts.count("list", "block");
         tracing::info!(what, reason, "blocked by list");
         Reply::new(554, "5.7.1 Access denied")
+    }
+
+    /// Greylists (client, sender, `to`) unless greylisting is off or the
+    /// client or sender is allowed by the lists: the reply to defer with,
+    /// or `None` to go on. (Takes no `&self` across the await: the inner
+    /// relay need not be `Sync`.)
+    fn greylist(&self, to: &str) -> Option<impl std::future::Future<Output = Option<Reply>> + 'a> {
+        if self.sender.1 || self.admitted.allowed {
+            return None;
+        }
+        let admitted: &'a Admitted = self.admitted;
+        let greylist = admitted.screen.as_deref()?.greylist.clone()?;
+        let backend = self.greylist_backend.clone()?;
+        let client = self.client.as_ref()?.addr.ip();
+        let verdicts: &'a Verdicts = self.verdicts;
+        let sender = self.sender.0.clone();
+        let to = to.to_string();
+        Some(async move {
+            let Some(decision) =
+                greylisting::check(backend, greylist, client, sender.clone(), to.clone()).await
+            else {
+                verdicts.count("greylist", "error");
+                return None;
+            };
+            let result = match decision {
+                GreylistDecision::Pass(_) => "pass",
+                other => other.label(),
+            };
+            verdicts.count("greylist", result);
+            let reply = decision.reply()?;
+            tracing::info!(%client, from = %sender, to = %to, "greylisted");
+            Some(to_reply(&reply))
+        })
     }
 }
 
@@ -241,6 +332,11 @@ impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
                         return Ok(to_reply(&limited.reply));
                     }
                 }
+            }
+        }
+        if let Some(check) = self.greylist(to) {
+            if let Some(reply) = check.await {
+                return Ok(reply);
             }
         }
         self.inner.rcpt(to, params).await

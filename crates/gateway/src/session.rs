@@ -10,6 +10,7 @@ use crate::screen::{Admitted, Screening};
 use crate::stats::{ConnResult, ListenerStats};
 use mxgate_balance::Pools;
 use mxgate_config::{Listener, ProxyVersion};
+use mxgate_smtp::Reply;
 use socket2::SockRef;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -160,8 +161,8 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
         Ok(o) => o,
         Err(outcome) => return outcome,
     };
-    let _admitted = match screen(ctx, client, client_addr).await {
-        Ok(admitted) => admitted,
+    let _admitted = match screen(ctx, client, client_addr, None).await {
+        Ok((admitted, _)) => admitted,
         Err(outcome) => return outcome,
     };
 
@@ -187,8 +188,12 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
     }
 }
 
-/// Screens the client (lists, connection limits); a refused client hears
-/// the reply and is closed.
+/// Screens the client (lists, temporary allowlist, connection limits, then
+/// pregreet and DNSBL when the policy asks for them); a refused client hears
+/// the reply and is closed. `banner_host` is set in smtp mode: the pregreet
+/// wait then starts with `220-<host> ESMTP mxgate`, and a pregreeter under
+/// `greet_action = "reject"` is returned with the reply for every command
+/// (l4 mode refuses it instead).
 ///
 /// # Errors
 /// The outcome of a refused session, already answered.
@@ -196,23 +201,48 @@ pub(crate) async fn screen(
     ctx: &SessionContext,
     client: &mut TcpStream,
     client_addr: SocketAddr,
-) -> Result<Admitted, Outcome> {
-    match ctx.screening.connection(client_addr.ip()) {
-        Ok(admitted) => Ok(admitted),
-        Err(reply) => {
-            refuse(client, &reply.to_string()).await;
-            let result = if reply.code < 500 {
-                ConnResult::Tempfail
-            } else {
-                ConnResult::Rejected
+    banner_host: Option<&str>,
+) -> Result<(Admitted, Option<Reply>), Outcome> {
+    let refusal = match ctx.screening.connection(client_addr.ip()) {
+        Err(reply) => Some(reply),
+        Ok(mut admitted) => {
+            let Some(pending) = admitted.pending.take() else {
+                return Ok((admitted, None));
             };
-            Err(Outcome::refused(
-                result,
-                client_addr,
-                format!("screening: {}", reply.text()),
-            ))
+            let verdicts = &ctx.screening.verdicts;
+            match pending
+                .run(client, client_addr.ip(), banner_host, verdicts)
+                .await
+            {
+                Ok(passed) => {
+                    admitted.allowed |= passed.allowlisted;
+                    match (passed.reject_all, banner_host) {
+                        (Some(reply), None) => Some(reply),
+                        (reject_all, _) => return Ok((admitted, reject_all)),
+                    }
+                }
+                Err(refusal) => refusal,
+            }
         }
-    }
+    };
+    let Some(reply) = refusal else {
+        return Err(Outcome::refused(
+            ConnResult::Rejected,
+            client_addr,
+            "screening: closed during the pregreet wait".into(),
+        ));
+    };
+    refuse(client, &reply.to_string()).await;
+    let result = if reply.code < 500 {
+        ConnResult::Tempfail
+    } else {
+        ConnResult::Rejected
+    };
+    Err(Outcome::refused(
+        result,
+        client_addr,
+        format!("screening: {}", reply.text()),
+    ))
 }
 
 /// Answers `421 4.3.2` and closes cleanly.

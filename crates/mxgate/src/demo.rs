@@ -97,6 +97,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
         log: "info".to_string(),
         web_listen: Some(args.api),
         metrics_listen: Some(args.metrics),
+        dns_servers: Vec::new(),
     };
     let store = open_store(&node.data_dir)?;
     store

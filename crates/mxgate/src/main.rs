@@ -1,7 +1,9 @@
 //! `mxgate`: the one binary of the appliance. The command line lives here;
 //! each command is a module.
 
+mod allowlist;
 mod demo;
+mod greylisting;
 mod logging;
 mod policy_cmd;
 mod service;

@@ -85,6 +85,20 @@ impl Service {
         gateway.set_smtp_tls(Some(crate::tls::smtp_server_config(&store, &node.name)?));
         let (reports, reports_rx) = tokio::sync::mpsc::channel(crate::tracking::QUEUE);
         gateway.set_session_reports(reports);
+        gateway.set_resolver(resolver(node));
+        let stop_aux = CancellationToken::new();
+        let mut aux = tokio::task::JoinSet::new();
+        let (allowlist, maintain) =
+            crate::allowlist::StoreAllowlist::start(Arc::clone(&store), stop_aux.clone());
+        aux.spawn(maintain);
+        gateway.set_temp_allowlist(Some(allowlist));
+        gateway.set_greylist_backend(Some(Arc::new(crate::greylisting::StoreGreylist(
+            Arc::clone(&store),
+        ))));
+        aux.spawn(crate::greylisting::purge(
+            Arc::clone(&store),
+            stop_aux.clone(),
+        ));
         if let Err(errors) = gateway.apply(&policy) {
             pools.shutdown();
             let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -97,8 +111,6 @@ impl Service {
             Arc::clone(&pools),
             Arc::clone(&store),
         );
-        let stop_aux = CancellationToken::new();
-        let mut aux = tokio::task::JoinSet::new();
         let mut serve = |addr: Option<SocketAddr>, router| {
             addr.map(|addr| spawn_http(&mut aux, addr, router, &stop_aux))
         };
@@ -193,6 +205,23 @@ impl Service {
         self.stop_aux.cancel();
         while self.aux.join_next().await.is_some() {}
         tracing::info!("mxgate stopped");
+    }
+}
+
+/// The resolver of the DNSBL lookups, from the node's `[dns] servers` (the
+/// system resolver when none is given); `None` (DNSBL off, logged) when it
+/// cannot be built. Must be called inside the runtime.
+fn resolver(node: &NodeConfig) -> Option<Arc<mxgate_dns::Resolver>> {
+    let settings = mxgate_dns::ResolverSettings {
+        servers: node.dns_servers.clone(),
+        ..mxgate_dns::ResolverSettings::default()
+    };
+    match mxgate_dns::Resolver::new(&settings) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::error!(error = %e, "no DNS resolver: DNSBL lookups are off");
+            None
+        }
     }
 }
 

@@ -18,7 +18,9 @@
 //!   SMTP tracking records ([`Store::record_session`], [`Store::search`],
 //!   [`Store::prune_tracking`]) and the listeners' TLS certificates
 //!   ([`Store::certificate`], [`Store::put_certificate`],
-//!   [`Store::self_signed_certificate`]).
+//!   [`Store::self_signed_certificate`]), and the greylisting state
+//!   ([`Store::greylist_check`], [`Store::purge_greylist`]), shared filter
+//!   state for peer sync.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), mxgate_store::StoreError> {
@@ -34,9 +36,11 @@ mod certs;
 mod edit;
 mod error;
 mod filter_rows;
+mod greylist;
 mod rows;
 mod schema;
 mod store;
+mod temp_allowlist;
 mod tracking;
 
 pub use error::StoreError;

@@ -72,13 +72,19 @@ pub(crate) async fn run(
             return;
         }
     };
-    let admitted = match crate::session::screen(ctx, &mut stream, client).await {
-        Ok(admitted) => admitted,
-        Err(outcome) => {
-            ctx.stats.count(outcome.result);
-            return;
-        }
-    };
+    let hostname = listener
+        .smtp
+        .hostname
+        .clone()
+        .unwrap_or_else(|| ctx.hostname.to_string());
+    let (admitted, reject_all) =
+        match crate::session::screen(ctx, &mut stream, client, Some(&hostname)).await {
+            Ok(screened) => screened,
+            Err(outcome) => {
+                ctx.stats.count(outcome.result);
+                return;
+            }
+        };
     if !early.is_empty() {
         // The client spoke before our greeting (RFC 5321 4.3.1 forbids it).
         let reply = format!(
@@ -87,6 +93,22 @@ pub(crate) async fn run(
         );
         refuse(&mut stream, &reply).await;
         ctx.stats.count_reply(ReplyPhase::Connect, 554);
+        ctx.stats.count(ConnResult::Rejected);
+        return;
+    }
+    if let Some(reply) = reject_all {
+        // A pregreeter under `greet_action = "reject"`: every command is
+        // refused, the backend is never asked.
+        let smtp = &listener.smtp;
+        crate::reputation::reject_all(
+            &mut stream,
+            &hostname,
+            &reply,
+            smtp.max_errors,
+            smtp.command_timeout,
+        )
+        .await;
+        ctx.stats.count_reply(ReplyPhase::Connect, reply.code);
         ctx.stats.count(ConnResult::Rejected);
         return;
     }
@@ -99,11 +121,6 @@ pub(crate) async fn run(
     };
     let relay_settings = pool.settings().relay.clone();
     let cache = shared.recipient_cache(pool.name(), &relay_settings);
-    let hostname = listener
-        .smtp
-        .hostname
-        .clone()
-        .unwrap_or_else(|| ctx.hostname.to_string());
     let identity = ClientIdentity {
         addr: client,
         destination,
@@ -137,11 +154,7 @@ pub(crate) async fn run(
         .starttls
         .then(|| shared.tls.load_full())
         .flatten();
-    let relay = FilteringRelay::new(
-        CachingRelay::new(backend, cache),
-        &admitted,
-        &ctx.screening.verdicts,
-    );
+    let relay = FilteringRelay::new(CachingRelay::new(backend, cache), &admitted, &ctx.screening);
     let record = inbound::serve(stream, relay, &settings, identity, tls).await;
     ctx.stats.count(ConnResult::Accepted);
     ctx.stats.count_replies(&record.replies);

@@ -28,43 +28,59 @@ impl Gateway {
     /// # Panics
     /// When the gateway does not become healthy in 15 s (with its output).
     pub fn start(name: &str, policy: &str) -> Gateway {
+        Gateway::start_with_node_extra(name, policy, "")
+    }
+
+    /// As [`Gateway::start`], with `extra_node_toml` appended to the node
+    /// file (e.g. `[dns]\nservers = ["127.0.0.1:5353"]\n`).
+    ///
+    /// # Panics
+    /// When the gateway does not become healthy in 15 s (with its output).
+    pub fn start_with_node_extra(name: &str, policy: &str, extra_node_toml: &str) -> Gateway {
         let dir = temp_dir(name);
         let metrics = free_addr();
         let api = free_addr();
         let node = format!(
             "name = \"{name}\"\ndata_dir = \"{}\"\nshutdown_grace_ms = 5000\nlog = \"info\"\n\
-             [metrics]\nlisten = \"{metrics}\"\n[web]\nlisten = \"{api}\"\n",
+             [metrics]\nlisten = \"{metrics}\"\n[web]\nlisten = \"{api}\"\n{extra_node_toml}",
             dir.path().join("data").display()
         );
         std::fs::write(dir.path().join("node.toml"), node).unwrap();
         std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
-        let node_path = dir.path().join("node.toml");
-        let policy_path = dir.path().join("policy.toml");
-        let proc = Proc::spawn(
-            name,
-            mxgate(&[
-                "run",
-                "--config",
-                node_path.to_str().unwrap(),
-                "--policy",
-                policy_path.to_str().unwrap(),
-            ]),
-        );
+        let proc = spawn_run(name, dir.path());
         let gw = Gateway {
             proc,
             metrics,
             api,
             dir,
         };
+        gw.wait_healthy();
+        gw
+    }
+
+    /// Stops the process and starts `mxgate run` again with the same
+    /// directory (node file, policy file and data/), ports and name: what
+    /// the store keeps survives.
+    ///
+    /// # Panics
+    /// When the new process does not become healthy in 15 s.
+    pub fn restart(&mut self) {
+        self.proc.stop();
+        let name = self.proc.name().to_string();
+        self.proc = spawn_run(&name, self.dir.path());
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&self) {
         let healthy = poll(Duration::from_secs(15), || {
-            http_get(gw.metrics, "/healthz").filter(|(code, _)| *code == 200)
+            http_get(self.metrics, "/healthz").filter(|(code, _)| *code == 200)
         });
         assert!(
             healthy.is_some(),
-            "{name} did not become healthy:\n{}",
-            gw.proc.output()
+            "{} did not become healthy:\n{}",
+            self.proc.name(),
+            self.proc.output()
         );
-        gw
     }
 
     /// The data directory (the store).
@@ -127,6 +143,22 @@ impl Gateway {
         .output()
         .unwrap()
     }
+}
+
+/// `mxgate run` with `dir`'s node.toml and policy.toml.
+fn spawn_run(name: &str, dir: &Path) -> Proc {
+    let node_path = dir.join("node.toml");
+    let policy_path = dir.join("policy.toml");
+    Proc::spawn(
+        name,
+        mxgate(&[
+            "run",
+            "--config",
+            node_path.to_str().unwrap(),
+            "--policy",
+            policy_path.to_str().unwrap(),
+        ]),
+    )
 }
 
 /// A policy with one pool `mta` (health `check` settings as an inline TOML
