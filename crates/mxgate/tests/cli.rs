@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use support::gateway::{mxgate_output, write_file, SmtpClient};
 use support::temp_dir;
@@ -178,44 +176,33 @@ fn version_names_the_target() {
 #[test]
 fn the_demo_delivers_a_message_and_stops_cleanly_on_ctrl_c() {
     let dir = temp_dir("demo");
-    let mut child = support::mxgate(&[
+    // A guarded process: killed even when an assertion fails.
+    let mut demo = support::Proc::spawn(
         "demo",
-        "--smtp",
-        "127.0.0.1:0",
-        "--metrics",
-        "127.0.0.1:0",
-        "--api",
-        "127.0.0.1:0",
-        "--smtp-mode",
-        "127.0.0.1:0",
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut smtp = None;
-    let mut smtp_mode = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line
-            .trim()
-            .strip_prefix("SMTP, l4 mode (PROXY v2 to the sinks)")
-        {
-            smtp = Some(rest.trim().parse::<std::net::SocketAddr>().unwrap());
-        }
-        if let Some(rest) = line
-            .trim()
-            .strip_prefix("SMTP, smtp mode (STARTTLS, relay check)")
-        {
-            smtp_mode = Some(rest.trim().parse::<std::net::SocketAddr>().unwrap());
-        }
-        if line.starts_with("Ctrl-C stops") {
-            break;
-        }
-    }
+        support::mxgate(&[
+            "demo",
+            "--smtp",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--smtp-mode",
+            "127.0.0.1:0",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]),
+    );
+    demo.wait_for_line("Ctrl-C stops", Duration::from_secs(30));
+    let printed = demo.stdout();
+    let address = |label: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(|rest| rest.trim().parse::<std::net::SocketAddr>().unwrap())
+    };
+    let smtp = address("SMTP, l4 mode (PROXY v2 to the sinks)");
+    let smtp_mode = address("SMTP, smtp mode (STARTTLS, relay check)");
     let smtp = smtp.expect("the demo prints its SMTP address");
     // The sinks need one health check to come up; retry until 220.
     let banner = support::poll(Duration::from_secs(10), || {
@@ -262,7 +249,7 @@ fn the_demo_delivers_a_message_and_stops_cleanly_on_ctrl_c() {
     let relayed = stored.iter().filter(|m| m.contains("by demo (mxgate)"));
     assert_eq!(relayed.count(), 1, "{stored:#?}");
 
-    support::process::send_signal("INT", &child.id().to_string());
-    let status = support::poll(Duration::from_secs(15), || child.try_wait().ok().flatten());
-    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    demo.signal("INT");
+    let status = demo.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", demo.output());
 }
