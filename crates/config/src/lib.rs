@@ -14,6 +14,7 @@ pub mod policy;
 pub mod raw;
 mod raw_filter;
 mod validate;
+mod validate_auth;
 mod validate_screen;
 
 pub use validate::is_dns_name;
@@ -24,3 +25,4 @@ pub use policy::{
     BackendTls, Balance, CheckSettings, ClientIdentity, Limits, Listener, ListenerMode, Policy,
     Pool, ProxyVersion, RelaySettings, Server, ServerState, SmtpSettings,
 };
+pub use validate_auth::SpfMode;

@@ -1,15 +1,16 @@
 //! Validated shared policy (`POLICY.toml`): pools, servers, listeners, relay
 //! domains and limits.
 
+use crate::raw::{AuthSection, GreylistSection, ListSection, RateLimitSection, ScreenSection};
 use crate::raw::{
     CheckSection, LimitsSection, ListenerSection, PolicyFile, PoolSection, RelaySection,
     ServerSection,
 };
-use crate::raw::{GreylistSection, ListSection, RateLimitSection, ScreenSection};
 use crate::validate::{
     resolve_check_proxy, validate_domains, validate_greylist, validate_listeners, validate_lists,
     validate_pools, validate_rate_limits,
 };
+use crate::validate_auth::{validate_auth, SpfMode};
 use crate::validate_screen::validate_screen;
 use crate::Errors;
 use ipnet::IpNet;
@@ -43,6 +44,8 @@ pub struct Policy {
     pub screen: ScreenSection,
     /// `[greylist]`, validated.
     pub greylist: GreylistSection,
+    /// `[auth]`, validated (values lowercase).
+    pub auth: AuthSection,
 }
 
 /// Gateway-wide limits.
@@ -228,6 +231,7 @@ impl Policy {
         let rate_limits = validate_rate_limits(&mut errors, &raw.rate_limit);
         let screen = validate_screen(&mut errors, &raw.screen);
         let greylist = validate_greylist(&mut errors, &raw.greylist);
+        let auth = validate_auth(&mut errors, &raw.auth);
         errors.into_result(Policy {
             limits: Limits {
                 max_connections: raw.limits.max_connections,
@@ -239,6 +243,7 @@ impl Policy {
             rate_limits,
             screen,
             greylist,
+            auth,
         })
     }
 
@@ -257,6 +262,7 @@ impl Policy {
             rate_limit: self.rate_limits.clone(),
             screen: self.screen.clone(),
             greylist: self.greylist.clone(),
+            auth: self.auth.clone(),
         }
     }
 
@@ -278,12 +284,18 @@ impl Policy {
 
     /// The greylisting settings, or `None` when `[greylist]` is disabled.
     ///
-    /// SPF and DMARC results are not available to greylisting yet, so
-    /// `spf_domain_keying` and `skip_dmarc_pass` have no effect for now.
+    /// `spf_domain_keying` applies when SPF (`[auth] spf`) passed for the
+    /// sender; DMARC is not evaluated yet, so `skip_dmarc_pass` has no
+    /// effect for now.
     pub fn greylist_settings(&self) -> Option<mxgate_filter::greylist::GreylistSettings> {
         self.greylist
             .enabled
             .then(|| crate::validate::greylist_settings(&self.greylist))
+    }
+
+    /// What smtp mode does with SPF (`[auth] spf`).
+    pub fn spf_mode(&self) -> SpfMode {
+        SpfMode::parse(&self.auth.spf).unwrap_or_default()
     }
 
     /// The pool called `name`.

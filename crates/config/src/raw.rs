@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::raw_filter::{
-    DnsblSection, GreylistSection, ListSection, RateLimitSection, ScreenSection,
+    AuthSection, DnsblSection, GreylistSection, ListSection, RateLimitSection, ScreenSection,
 };
 use std::path::PathBuf;
 
@@ -87,6 +87,9 @@ pub struct PolicyFile {
     /// Greylisting (smtp mode).
     #[serde(default)]
     pub greylist: GreylistSection,
+    /// Sender authentication (smtp mode).
+    #[serde(default)]
+    pub auth: AuthSection,
 }
 
 /// `[limits]`.

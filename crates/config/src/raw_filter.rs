@@ -239,3 +239,36 @@ fn default_auto_allow_after() -> u32 {
 fn default_on() -> bool {
     true
 }
+
+/// `[auth]`: sender authentication in smtp mode.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// SPF at MAIL FROM: `off`, `tag` (add `Received-SPF:`) or `reject`
+    /// (refuse an SPF `fail` with `550 5.7.23`, tag the rest).
+    #[serde(default = "default_spf")]
+    pub spf: String,
+    /// DKIM verification: only `off` for now.
+    #[serde(default = "default_off")]
+    pub dkim: String,
+    /// DMARC evaluation: only `off` for now.
+    #[serde(default = "default_off")]
+    pub dmarc: String,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            spf: default_spf(),
+            dkim: default_off(),
+            dmarc: default_off(),
+        }
+    }
+}
+
+fn default_spf() -> String {
+    "off".to_string()
+}
+fn default_off() -> String {
+    "off".to_string()
+}

@@ -9,8 +9,9 @@
 //! `("greylist", "error")` and the recipient goes on to the backend, so a
 //! broken store never defers mail forever.
 //!
-//! SPF and DMARC results are not known at RCPT yet, so every check runs with
-//! an empty [`GreylistContext`] (no SPF-domain keying, no DMARC skip).
+//! The SPF result of the transaction (when `[auth] spf` checked it and it
+//! passed) goes into the [`GreylistContext`] for SPF-domain keying; DMARC
+//! is not evaluated yet, so there is no DMARC skip.
 
 use mxgate_filter::greylist::{Greylist, GreylistContext, GreylistDecision, Triplet};
 use std::net::IpAddr;
@@ -51,6 +52,7 @@ pub(crate) async fn check(
     client: IpAddr,
     sender: String,
     recipient: String,
+    spf_pass_domain: Option<String>,
 ) -> Option<GreylistDecision> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -61,7 +63,11 @@ pub(crate) async fn check(
             sender: &sender,
             recipient: &recipient,
         };
-        backend.check(&greylist, &triplet, now, &GreylistContext::default())
+        let ctx = GreylistContext {
+            spf_pass_domain: spf_pass_domain.as_deref(),
+            dmarc_aligned_pass: false,
+        };
+        backend.check(&greylist, &triplet, now, &ctx)
     })
     .await;
     match joined {
@@ -124,7 +130,7 @@ mod tests {
     async fn a_new_triplet_is_deferred_and_recorded() {
         let backend = Arc::new(Memory(Mutex::default()));
         let (g, ip, from, to) = args();
-        let d = check(backend.clone(), g, ip, from, to).await;
+        let d = check(backend.clone(), g, ip, from, to, None).await;
         assert!(matches!(d, Some(GreylistDecision::Defer { .. })), "{d:?}");
         let store = backend.0.lock().unwrap();
         assert_eq!(store.triplets.len(), 1);
@@ -134,6 +140,6 @@ mod tests {
     #[tokio::test]
     async fn a_failing_backend_fails_open() {
         let (g, ip, from, to) = args();
-        assert_eq!(check(Arc::new(Broken), g, ip, from, to).await, None);
+        assert_eq!(check(Arc::new(Broken), g, ip, from, to, None).await, None);
     }
 }

@@ -17,6 +17,7 @@ mod reputation;
 mod screen;
 mod session;
 pub mod smtp;
+mod spf;
 pub mod stats;
 mod workers;
 
@@ -248,9 +249,18 @@ impl Gateway {
         self.shared.screening.verdicts.snapshot()
     }
 
-    /// The resolver for the DNSBL lookups of `[screen]` (built from the
-    /// node's `[dns]`); `None` turns DNSBL lookups off.
+    /// The resolver for the DNSBL lookups of `[screen]` and the SPF checks
+    /// of `[auth]` (built from the node's `[dns]`); `None` turns both off.
+    /// The SPF verifier (mail-auth) is built here, once, with the same
+    /// servers and options, and shared by every session.
     pub fn set_resolver(&self, resolver: Option<Arc<mxgate_dns::Resolver>>) {
+        let spf = resolver.as_deref().and_then(|r| {
+            spf::SpfChecker::new(r, &self.shared.hostname)
+                .map_err(|e| tracing::error!(error = %e, "SPF checks not available"))
+                .ok()
+                .map(Arc::new)
+        });
+        *self.shared.screening.spf.write().expect("spf lock") = spf;
         *self
             .shared
             .screening

@@ -2,14 +2,17 @@
 //! address against the allow/block lists and the connection rate and
 //! concurrency limits, before any backend is touched; and, in smtp mode,
 //! the HELO, sender and recipients against the lists and the message and
-//! recipient limits ([`FilteringRelay`]). Every decision is counted for
+//! recipient limits ([`FilteringRelay`]), and SPF at MAIL FROM
+//! (`[auth] spf`, see [`crate::spf`]). Every decision is counted for
 //! `mxgate_filter_verdicts_total{check,result}`.
 
 use crate::greylisting::{self, GreylistBackend};
 use crate::reputation::{Pending, Reputation, TempAllowlist};
 use crate::smtp::relay::{ClientIdentity, Relay, RelayError};
+use crate::spf::{SpfChecker, SpfOutcome};
 use arc_swap::ArcSwapOption;
-use mxgate_config::Policy;
+use mail_auth::SpfResult;
+use mxgate_config::{Policy, SpfMode};
 use mxgate_filter::greylist::{Greylist, GreylistDecision};
 use mxgate_filter::lists::{Lists, Verdict};
 use mxgate_filter::rate::{ConcurrencyTicket, RateLimiter, RateRule};
@@ -17,7 +20,7 @@ use mxgate_smtp::Reply;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Most rate-limit keys tracked at once (memory stays bounded under floods).
 const MAX_RATE_KEYS: usize = 100_000;
@@ -31,6 +34,10 @@ pub(crate) struct Screen {
     greylist: Option<Greylist>,
     /// Pregreet and DNSBL settings; `None` when both are off.
     reputation: Option<Arc<Reputation>>,
+    /// `[auth] spf`.
+    spf: SpfMode,
+    /// `[screen] dns_timeout_ms`: the bound of one SPF check.
+    dns_timeout: Duration,
 }
 
 /// Counts of screening decisions by (check, result).
@@ -71,6 +78,8 @@ pub(crate) struct Screening {
     pub allowlist: RwLock<Option<Arc<dyn TempAllowlist>>>,
     /// Where greylisting state lives; `None` = greylisting off.
     pub greylist_backend: RwLock<Option<Arc<dyn GreylistBackend>>>,
+    /// The SPF verifier (built with the resolver); `None` = SPF off.
+    pub spf: RwLock<Option<Arc<SpfChecker>>>,
 }
 
 /// A connection that passed; dropping it releases its concurrency slots.
@@ -114,6 +123,8 @@ impl Screening {
             rate,
             greylist: greylist_of(policy),
             reputation: Reputation::from_policy(&policy.screen).map(Arc::new),
+            spf: policy.spf_mode(),
+            dns_timeout: Duration::from_millis(policy.screen.dns_timeout_ms),
         })));
     }
 
@@ -213,6 +224,9 @@ pub(crate) struct FilteringRelay<'a, R> {
     client: Option<ClientIdentity>,
     /// The sender of the open transaction, and whether the lists allowed it.
     sender: (String, bool),
+    spf_checker: Option<Arc<SpfChecker>>,
+    /// The SPF outcome of the open transaction, when checked.
+    spf: Option<SpfOutcome>,
 }
 
 impl<'a, R> FilteringRelay<'a, R> {
@@ -229,6 +243,8 @@ impl<'a, R> FilteringRelay<'a, R> {
                 .clone(),
             client: None,
             sender: (String::new(), false),
+            spf_checker: screening.spf.read().expect("spf lock").clone(),
+            spf: None,
         }
     }
 
@@ -253,9 +269,21 @@ impl<'a, R> FilteringRelay<'a, R> {
         let verdicts: &'a Verdicts = self.verdicts;
         let sender = self.sender.0.clone();
         let to = to.to_string();
+        let spf_pass_domain = self
+            .spf
+            .as_ref()
+            .filter(|o| o.result == SpfResult::Pass)
+            .map(|o| o.domain.clone());
         Some(async move {
-            let Some(decision) =
-                greylisting::check(backend, greylist, client, sender.clone(), to.clone()).await
+            let Some(decision) = greylisting::check(
+                backend,
+                greylist,
+                client,
+                sender.clone(),
+                to.clone(),
+                spf_pass_domain,
+            )
+            .await
             else {
                 verdicts.count("greylist", "error");
                 return None;
@@ -272,6 +300,35 @@ impl<'a, R> FilteringRelay<'a, R> {
     }
 }
 
+impl<R> FilteringRelay<'_, R> {
+    /// Checks SPF for the sender (smtp mode, `[auth] spf` not `off`, a
+    /// resolver set): remembers the outcome for the transaction and returns
+    /// the refusal of an SPF `fail` under `reject`. DNS trouble
+    /// (`temperror`) never refuses.
+    async fn check_spf(
+        &mut self,
+        screen: &Screen,
+        client: &ClientIdentity,
+        from: &str,
+    ) -> Option<Reply> {
+        if screen.spf == SpfMode::Off {
+            return None;
+        }
+        let checker = self.spf_checker.clone()?;
+        let outcome = checker
+            .check(client.addr.ip(), &client.helo, from, screen.dns_timeout)
+            .await;
+        self.verdicts.count("spf", outcome.label());
+        let refuse = screen.spf == SpfMode::Reject && outcome.result == SpfResult::Fail;
+        if refuse {
+            tracing::info!(client = %client.addr.ip(), from, "refused: SPF fail");
+            return Some(Reply::new(550, "5.7.23 SPF validation failed"));
+        }
+        self.spf = Some(outcome);
+        None
+    }
+}
+
 impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
     fn identify(&mut self, client: &ClientIdentity) {
         self.client = Some(client.clone());
@@ -280,6 +337,7 @@ impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
 
     async fn mail(&mut self, from: &str, params: &str) -> Result<Reply, RelayError> {
         self.sender = (from.to_string(), self.admitted.allowed);
+        self.spf = None;
         let admitted: &'a Admitted = self.admitted;
         let client = self.client.clone();
         if let (Some(screen), Some(client)) = (admitted.screen.as_deref(), &client) {
@@ -306,6 +364,9 @@ impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
                         self.verdicts.count("rate", "limited");
                         return Ok(to_reply(&limited.reply));
                     }
+                }
+                if let Some(reply) = self.check_spf(screen, client, from).await {
+                    return Ok(reply);
                 }
             }
         }
@@ -352,6 +413,7 @@ impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
         self.inner.data_end().await
     }
     async fn rset(&mut self) {
+        self.spf = None;
         self.inner.rset().await;
     }
     async fn abort(&mut self) {
@@ -359,5 +421,8 @@ impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
     }
     fn server(&self) -> Option<String> {
         self.inner.server()
+    }
+    fn trace_headers(&self) -> Vec<String> {
+        self.spf.iter().map(|o| o.header.clone()).collect()
     }
 }

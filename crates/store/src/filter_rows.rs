@@ -1,7 +1,10 @@
-//! The filter policy's rows: `[[list]]` and `[[rate_limit]]` in file order.
+//! The filter policy's rows: `[[list]]` and `[[rate_limit]]` in file order,
+//! and `[screen]`, `[greylist]` and `[auth]` as TOML text in `settings`.
 
 use crate::StoreError;
-use mxgate_config::raw::{GreylistSection, ListSection, RateLimitSection, ScreenSection};
+use mxgate_config::raw::{
+    AuthSection, GreylistSection, ListSection, RateLimitSection, ScreenSection,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Reads every list entry in file order.
@@ -67,25 +70,33 @@ pub(crate) fn write_filters(
     Ok(())
 }
 
-/// Reads `[screen]` and `[greylist]` (defaults when never stored).
+/// Reads `[screen]`, `[greylist]` and `[auth]` (defaults when never stored).
 pub(crate) fn read_sections(
     conn: &Connection,
-) -> Result<(ScreenSection, GreylistSection), StoreError> {
-    Ok((read_section(conn, SCREEN)?, read_section(conn, GREYLIST)?))
+) -> Result<(ScreenSection, GreylistSection, AuthSection), StoreError> {
+    Ok((
+        read_section(conn, SCREEN)?,
+        read_section(conn, GREYLIST)?,
+        read_section(conn, AUTH)?,
+    ))
 }
 
-/// Stores `[screen]` and `[greylist]` (inside the caller's transaction).
+/// Stores `[screen]`, `[greylist]` and `[auth]` (inside the caller's
+/// transaction).
 pub(crate) fn write_sections(
     conn: &Connection,
     screen: &ScreenSection,
     greylist: &GreylistSection,
+    auth: &AuthSection,
 ) -> Result<(), StoreError> {
     write_section(conn, SCREEN, screen)?;
-    write_section(conn, GREYLIST, greylist)
+    write_section(conn, GREYLIST, greylist)?;
+    write_section(conn, AUTH, auth)
 }
 
 const SCREEN: &str = "section.screen";
 const GREYLIST: &str = "section.greylist";
+const AUTH: &str = "section.auth";
 
 fn read_section<T: serde::de::DeserializeOwned + Default>(
     conn: &Connection,
@@ -122,4 +133,33 @@ fn write_section<T: serde::Serialize>(
         params![key, text],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+    use mxgate_config::{Policy, SpfMode};
+
+    #[test]
+    fn auth_section_round_trips_and_defaults_when_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.policy().unwrap().spf_mode(), SpfMode::Off);
+        let policy = Policy::parse("[auth]\nspf = \"reject\"\ndkim = \"off\"\n").unwrap();
+        store.replace_policy(&policy).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let back = store.policy().unwrap();
+        assert_eq!(back, policy);
+        assert_eq!(back.spf_mode(), SpfMode::Reject);
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let text: String = conn
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'section.auth'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(text.contains("spf = \"reject\""), "{text}");
+    }
 }

@@ -54,7 +54,7 @@ pub(crate) fn read_policy(conn: &Connection) -> Result<PolicyFile, StoreError> {
     raw.listener = read_listeners(conn, &mut errors)?;
     raw.list = crate::filter_rows::read_lists(conn)?;
     raw.rate_limit = crate::filter_rows::read_rate_limits(conn)?;
-    (raw.screen, raw.greylist) = crate::filter_rows::read_sections(conn)?;
+    (raw.screen, raw.greylist, raw.auth) = crate::filter_rows::read_sections(conn)?;
     errors.into_result(raw).map_err(StoreError::Invalid)
 }
 
@@ -281,7 +281,7 @@ pub(crate) fn write_policy(conn: &Connection, raw: &PolicyFile) -> Result<(), St
         }
     }
     crate::filter_rows::write_filters(conn, &raw.list, &raw.rate_limit)?;
-    crate::filter_rows::write_sections(conn, &raw.screen, &raw.greylist)?;
+    crate::filter_rows::write_sections(conn, &raw.screen, &raw.greylist, &raw.auth)?;
     for (i, l) in raw.listener.iter().enumerate() {
         conn.execute(
             "INSERT INTO listeners (name, bind, mode, pool, send_proxy, accept_proxy,

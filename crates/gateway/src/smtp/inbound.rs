@@ -347,7 +347,10 @@ impl<R: Relay> Conversation<'_, R> {
             }
             return;
         }
-        let header = self.received();
+        let mut header = self.received();
+        for line in self.relay.trace_headers() {
+            header.push_str(&line);
+        }
         if let Err(error) = self.relay.data_chunk(header.as_bytes()).await {
             self.abort().await;
             self.session.relay_failed(error.to_reply());

@@ -104,4 +104,10 @@ pub trait Relay {
     async fn abort(&mut self);
     /// `pool/server` of the current backend, when one is open.
     fn server(&self) -> Option<String>;
+    /// Trace header lines (each CRLF-terminated) to add right after
+    /// mxgate's `Received:` line of the current message, e.g.
+    /// `Received-SPF:`. None by default.
+    fn trace_headers(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
