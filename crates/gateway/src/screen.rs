@@ -8,7 +8,7 @@
 
 use crate::greylisting::{self, GreylistBackend};
 use crate::reputation::{Pending, Reputation, TempAllowlist};
-use crate::smtp::relay::{ClientIdentity, Relay, RelayError};
+use crate::smtp::relay::{forward_data_phase, ClientIdentity, Relay, RelayError};
 use crate::spf::{SpfChecker, SpfOutcome};
 use arc_swap::ArcSwapOption;
 use mail_auth::SpfResult;
@@ -403,25 +403,11 @@ impl<'a, R: Relay> Relay for FilteringRelay<'a, R> {
         self.inner.rcpt(to, params).await
     }
 
-    async fn data_start(&mut self) -> Result<Reply, RelayError> {
-        self.inner.data_start().await
-    }
-    async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError> {
-        self.inner.data_chunk(wire).await
-    }
-    async fn data_end(&mut self) -> Result<Reply, RelayError> {
-        self.inner.data_end().await
-    }
     async fn rset(&mut self) {
         self.spf = None;
         self.inner.rset().await;
     }
-    async fn abort(&mut self) {
-        self.inner.abort().await;
-    }
-    fn server(&self) -> Option<String> {
-        self.inner.server()
-    }
+    forward_data_phase!();
     fn trace_headers(&self) -> Vec<String> {
         self.spf.iter().map(|o| o.header.clone()).collect()
     }

@@ -11,7 +11,7 @@
 //! temporary answers are never cached: they may depend on the client or on
 //! the moment.
 
-use super::relay::{ClientIdentity, Relay, RelayError};
+use super::relay::{forward_data_phase, ClientIdentity, Relay, RelayError};
 use mxgate_smtp::Reply;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -132,24 +132,10 @@ impl<R: Relay> Relay for CachingRelay<R> {
         cache.learn(to, &reply, Instant::now());
         Ok(reply)
     }
-    async fn data_start(&mut self) -> Result<Reply, RelayError> {
-        self.inner.data_start().await
-    }
-    async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError> {
-        self.inner.data_chunk(wire).await
-    }
-    async fn data_end(&mut self) -> Result<Reply, RelayError> {
-        self.inner.data_end().await
-    }
     async fn rset(&mut self) {
         self.inner.rset().await;
     }
-    async fn abort(&mut self) {
-        self.inner.abort().await;
-    }
-    fn server(&self) -> Option<String> {
-        self.inner.server()
-    }
+    forward_data_phase!();
 }
 
 #[cfg(test)]

@@ -111,3 +111,28 @@ pub trait Relay {
         Vec::new()
     }
 }
+
+/// The [`Relay`] methods of the data phase, passed unchanged to the
+/// wrapper's `inner` relay: `data_start`, `data_chunk`, `data_end`, `abort`
+/// and `server`. Wrappers that only look at the envelope (lists, limits,
+/// caches) use it inside their `impl Relay`.
+macro_rules! forward_data_phase {
+    () => {
+        async fn data_start(&mut self) -> Result<Reply, RelayError> {
+            self.inner.data_start().await
+        }
+        async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError> {
+            self.inner.data_chunk(wire).await
+        }
+        async fn data_end(&mut self) -> Result<Reply, RelayError> {
+            self.inner.data_end().await
+        }
+        async fn abort(&mut self) {
+            self.inner.abort().await;
+        }
+        fn server(&self) -> Option<String> {
+            self.inner.server()
+        }
+    };
+}
+pub(crate) use forward_data_phase;
