@@ -1,9 +1,12 @@
 //! Loopback ports: pick a free one, wait until one accepts or refuses.
 //!
-//! `free_port` binds 127.0.0.1:0, reads the port the kernel chose and
-//! closes the socket again. Another process could take the port before the
-//! test binds it; the window is tiny, and the Postfix guard retries with a
-//! new port when its bind fails.
+//! `free_port` picks a random port BELOW the kernel's ephemeral range
+//! (32768..) and checks that it can be bound. Ports from the ephemeral range
+//! are also handed out as the source ports of outgoing connections, and the
+//! tests make thousands of those in parallel: a port chosen there can be
+//! taken before the test binds it (seen in CI). Another test could still
+//! pick the same port in between; the random choice makes that rare, and
+//! the Postfix guard retries with a new port when its bind fails.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -12,12 +15,26 @@ use std::path::Path;
 
 use super::{poll, read_text};
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, in 20000..32000.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    let mut x = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        ^ u64::from(std::process::id()) << 32
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    for _ in 0..1000 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 /// `127.0.0.1:<free port>`.
