@@ -5,17 +5,13 @@
 mod support;
 
 use std::time::Duration;
-use support::free_addr;
-use support::gateway::{smtp_policy, Gateway, Sink, SmtpClient};
+use support::gateway::{Gateway, SmtpClient};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn bdat_chunks_arrive_byte_identical_and_replies_are_counted() {
-    let sink = Sink::start("sink", false);
-    let bind = free_addr();
-    let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, ""));
-    gw.wait_metric("mxgate_backend_up{pool=\"mta\",server=\"mta1\"}", 1.0, WAIT);
+    let (gw, sink, bind) = Gateway::start_smtp_with_sink("");
     let mut c = SmtpClient::connect(bind).unwrap();
     assert!(c.reply().unwrap().starts_with("220 mx.gw.test"));
     let ehlo = c.command("EHLO client.test").unwrap();

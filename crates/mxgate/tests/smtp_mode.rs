@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::gateway::{smtp_policy, Gateway, Sink, SmtpClient};
+use support::gateway::{smtp_policy, Gateway, SmtpClient};
 use support::{free_addr, output_text, swaks, Postfix, DELIVERED};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -52,10 +52,7 @@ fn relays_to_postfix_with_xclient_and_answers_with_its_reply() {
 
 #[test]
 fn messages_arrive_byte_identical_after_one_received_line() {
-    let sink = Sink::start("sink", false);
-    let bind = free_addr();
-    let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, ""));
-    gw.wait_metric("mxgate_backend_up{pool=\"mta\",server=\"mta1\"}", 1.0, WAIT);
+    let (_gw, sink, bind) = Gateway::start_smtp_with_sink("");
     let mut c = SmtpClient::connect(bind).unwrap();
     assert!(c.reply().unwrap().starts_with("220 mx.gw.test"));
     let ehlo = c.command("EHLO client.test").unwrap();
@@ -97,10 +94,7 @@ fn messages_arrive_byte_identical_after_one_received_line() {
 
 #[test]
 fn only_relay_domains_are_accepted() {
-    let sink = Sink::start("sink", false);
-    let bind = free_addr();
-    let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, ""));
-    gw.wait_metric("mxgate_backend_up{pool=\"mta\",server=\"mta1\"}", 1.0, WAIT);
+    let (_gw, _sink, bind) = Gateway::start_smtp_with_sink("");
     let mut c = SmtpClient::connect(bind).unwrap();
     c.reply().unwrap();
     c.command("EHLO client.test").unwrap();
@@ -143,10 +137,7 @@ fn a_dead_backend_gives_the_sender_451_and_keeps_the_mail_with_it() {
 
 #[test]
 fn starttls_with_swaks() {
-    let sink = Sink::start("sink", false);
-    let bind = free_addr();
-    let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, ""));
-    gw.wait_metric("mxgate_backend_up{pool=\"mta\",server=\"mta1\"}", 1.0, WAIT);
+    let (_gw, sink, bind) = Gateway::start_smtp_with_sink("");
     let out = swaks(&[
         "--server",
         &bind.to_string(),
@@ -166,10 +157,7 @@ fn starttls_with_swaks() {
 
 #[test]
 fn every_transaction_is_tracked_and_searchable() {
-    let sink = Sink::start("sink", false);
-    let bind = free_addr();
-    let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, ""));
-    gw.wait_metric("mxgate_backend_up{pool=\"mta\",server=\"mta1\"}", 1.0, WAIT);
+    let (gw, _sink, bind) = Gateway::start_smtp_with_sink("");
     let mut c = SmtpClient::connect(bind).unwrap();
     c.reply().unwrap();
     c.command("EHLO tracked.client.test").unwrap();

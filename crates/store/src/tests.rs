@@ -58,7 +58,7 @@ send_proxy = "v1"
 idle_timeout_ms = 60000
 "#;
 
-fn sample() -> Policy {
+pub(crate) fn sample_policy() -> Policy {
     Policy::parse(POLICY).expect("sample policy is valid")
 }
 
@@ -89,12 +89,12 @@ fn open_creates_private_dir_migrates_and_reopens() {
     }
     assert!(store.check_health());
     assert_eq!(store.policy().unwrap(), Policy::default());
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
     drop(store);
 
     let store = open(&dir);
-    assert_eq!(store.policy().unwrap(), sample());
-    assert_eq!(*store.current(), sample());
+    assert_eq!(store.policy().unwrap(), sample_policy());
+    assert_eq!(*store.current(), sample_policy());
     let conn = raw_conn(&dir);
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
@@ -114,7 +114,7 @@ fn open_creates_private_dir_migrates_and_reopens() {
 fn replace_then_read_round_trips() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
-    let policy = sample();
+    let policy = sample_policy();
     assert_eq!(policy.pools.len(), 2);
     assert_eq!(policy.listeners.len(), 2);
     store.replace_policy(&policy).unwrap();
@@ -131,34 +131,34 @@ fn replace_then_read_round_trips() {
 fn export_toml_equals_original_toml() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
     let exported = store.policy().unwrap().to_toml();
-    assert_eq!(exported, sample().to_toml());
+    assert_eq!(exported, sample_policy().to_toml());
     // And the export imports back to the same policy.
-    assert_eq!(Policy::parse(&exported).unwrap(), sample());
+    assert_eq!(Policy::parse(&exported).unwrap(), sample_policy());
 }
 
 #[test]
 fn failed_import_leaves_previous_policy_intact() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
     let rx = store.subscribe();
 
     // A CHECK constraint fails on the last server, after pools and other
     // servers were already written in the same transaction.
-    let mut bad = sample();
+    let mut bad = sample_policy();
     bad.pools[1].servers[0].weight = 1000;
     let err = store.replace_policy(&bad).unwrap_err();
     assert!(matches!(err, StoreError::Sqlite(_)), "{err}");
 
     // A listener referring to no pool: the foreign key refuses it.
-    let mut bad = sample();
+    let mut bad = sample_policy();
     bad.listeners[1].pool = "nowhere".into();
     assert!(store.replace_policy(&bad).is_err());
 
     // Passes every constraint but not validation: refused after writing.
-    let mut bad = sample();
+    let mut bad = sample_policy();
     bad.pools[0].check.ehlo = "not a host name".into();
     match store.replace_policy(&bad).unwrap_err() {
         StoreError::Invalid(errors) => {
@@ -167,7 +167,7 @@ fn failed_import_leaves_previous_policy_intact() {
         other => panic!("expected Invalid, got {other}"),
     }
 
-    assert_eq!(store.policy().unwrap(), sample());
+    assert_eq!(store.policy().unwrap(), sample_policy());
     assert!(!rx.has_changed().unwrap());
     assert!(store.integrity_check().unwrap().is_empty());
 }
@@ -179,9 +179,9 @@ fn subscriber_sees_each_commit() {
     let mut rx = store.subscribe();
     assert_eq!(**rx.borrow_and_update(), Policy::default());
 
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
     assert!(rx.has_changed().unwrap());
-    assert_eq!(**rx.borrow_and_update(), sample());
+    assert_eq!(**rx.borrow_and_update(), sample_policy());
 
     store
         .set_server_state("mta", "mta1", ServerState::Maint)
@@ -203,15 +203,15 @@ fn refresh_picks_up_another_handles_commit() {
     assert!(!first.refresh().unwrap());
 
     let second = open(tmp.path());
-    second.replace_policy(&sample()).unwrap();
+    second.replace_policy(&sample_policy()).unwrap();
     assert!(!rx.has_changed().unwrap());
     assert!(first.refresh().unwrap());
     assert!(rx.has_changed().unwrap());
-    assert_eq!(**rx.borrow_and_update(), sample());
+    assert_eq!(**rx.borrow_and_update(), sample_policy());
     assert!(!first.refresh().unwrap());
 
     // A change that leaves the policy as it is publishes nothing.
-    second.replace_policy(&sample()).unwrap();
+    second.replace_policy(&sample_policy()).unwrap();
     assert!(!first.refresh().unwrap());
 }
 
@@ -219,7 +219,7 @@ fn refresh_picks_up_another_handles_commit() {
 fn invalid_change_by_another_process_is_not_published() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
     let rx = store.subscribe();
 
     raw_conn(tmp.path())
@@ -235,7 +235,7 @@ fn invalid_change_by_another_process_is_not_published() {
         other => panic!("expected Invalid, got {other}"),
     }
     assert!(!rx.has_changed().unwrap());
-    assert_eq!(*store.current(), sample());
+    assert_eq!(*store.current(), sample_policy());
     // Reported once per change.
     assert!(!store.refresh().unwrap());
     assert!(matches!(store.policy(), Err(StoreError::Invalid(_))));
@@ -243,18 +243,18 @@ fn invalid_change_by_another_process_is_not_published() {
     // Reopening an invalid store works (so an import can repair it).
     let reopened = open(tmp.path());
     assert_eq!(*reopened.current(), Policy::default());
-    reopened.replace_policy(&sample()).unwrap();
+    reopened.replace_policy(&sample_policy()).unwrap();
     // The repaired policy equals the last good one: nothing new to publish.
     assert!(!store.refresh().unwrap());
-    assert_eq!(*store.current(), sample());
-    assert_eq!(store.policy().unwrap(), sample());
+    assert_eq!(*store.current(), sample_policy());
+    assert_eq!(store.policy().unwrap(), sample_policy());
 }
 
 #[test]
 fn unrepresentable_stored_values_are_reported_with_their_key() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
     let conn = raw_conn(tmp.path());
     conn.execute(
         "UPDATE settings SET value = 'lots' WHERE key = 'limits.max_connections'",
@@ -303,7 +303,7 @@ fn schema_too_new_is_refused() {
 fn server_edits_change_one_row_and_validate() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
-    store.replace_policy(&sample()).unwrap();
+    store.replace_policy(&sample_policy()).unwrap();
 
     let mut server = Server {
         name: "mta3".into(),
@@ -388,12 +388,12 @@ async fn watcher_publishes_changes_from_another_process() {
     let watcher = store.spawn_watcher(Duration::from_millis(20));
 
     let other = open(tmp.path());
-    other.replace_policy(&sample()).unwrap();
+    other.replace_policy(&sample_policy()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), rx.changed())
         .await
         .expect("watcher publishes within 5 s")
         .unwrap();
-    assert_eq!(**rx.borrow_and_update(), sample());
+    assert_eq!(**rx.borrow_and_update(), sample_policy());
 
     // The task ends once the store is gone.
     drop(store);
@@ -408,7 +408,7 @@ fn integrity_check_is_clean_after_many_operations() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(tmp.path());
     for i in 0..5 {
-        let mut p = sample();
+        let mut p = sample_policy();
         p.limits.max_connections = 100 + i;
         store.replace_policy(&p).unwrap();
         store

@@ -12,42 +12,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const POLICY: &str = r#"
-[limits]
-max_connections = 5000
-
-[relay]
-domains = ["example.com", "example.net"]
-
-[[pool]]
-name = "mta"
-balance = "leastconn"
-check = { interval_ms = 1000, timeout_ms = 2000, fall = 3, rise = 2, starttls = true, ehlo = "gw.example.com" }
-slow_start_ms = 10000
-
-[[pool.server]]
-name = "mta1"
-address = "10.0.0.11:25"
-weight = 3
-max_conn = 500
-state = "drain"
-
-[[pool.server]]
-name = "mta2"
-address = "[2001:db8::12]:2525"
-
-[[listener]]
-name = "mx"
-bind = "0.0.0.0:25"
-pool = "mta"
-send_proxy = "v1"
-accept_proxy = true
-proxy_trusted = ["127.0.0.1/32"]
-idle_timeout_ms = 60000
-"#;
-
+/// The store tests' sample policy (two pools, IPv6, every kind of key).
 fn policy() -> Policy {
-    Policy::parse(POLICY).expect("test policy is valid")
+    crate::tests::sample_policy()
 }
 
 fn open(dir: &Path) -> Store {

@@ -58,6 +58,24 @@ impl Gateway {
         gw
     }
 
+    /// An smtp-mode gateway (see [`smtp_policy`], with `pool_extra`) relaying
+    /// to a fresh `mxgate sink`, once its backend is up: the gateway, the
+    /// sink and the listener's address.
+    ///
+    /// # Panics
+    /// When either does not start or the backend does not come up.
+    pub fn start_smtp_with_sink(pool_extra: &str) -> (Gateway, Sink, SocketAddr) {
+        let sink = Sink::start("sink", false);
+        let bind = free_addr();
+        let gw = Gateway::start("gw", &smtp_policy(bind, sink.addr, pool_extra));
+        gw.wait_metric(
+            "mxgate_backend_up{pool=\"mta\",server=\"mta1\"}",
+            1.0,
+            Duration::from_secs(20),
+        );
+        (gw, sink, bind)
+    }
+
     /// Stops the process and starts `mxgate run` again with the same
     /// directory (node file, policy file and data/), ports and name: what
     /// the store keeps survives.
