@@ -484,3 +484,16 @@ def drive(name: str, packages: list[str], a, run, finish) -> int:
     if keep:
         log(f"configs and logs kept in {work}")
     return 0
+
+
+def add_load_args(p, messages: int, warmup: int, lat_count: int, hold_count: int, hold_what: str) -> None:
+    """The options every load benchmark takes, with its own defaults."""
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3, at least 2 advised)")
+    p.add_argument("--messages", type=int, default=messages, help=f"smtp-source messages per run (default {messages})")
+    p.add_argument("--sessions", type=int, default=50, help="smtp-source parallel sessions (default 50)")
+    p.add_argument("--size", type=int, default=1024, help="message payload bytes (default 1024)")
+    p.add_argument("--warmup", type=int, default=warmup, help=f"unreported warm-up messages per target (default {warmup})")
+    p.add_argument("--lat-count", type=int, default=lat_count, help=f"mxgate-loadgen sessions per run (default {lat_count})")
+    p.add_argument("--lat-concurrency", type=int, default=50, help="mxgate-loadgen concurrency (default 50)")
+    p.add_argument("--hold-count", type=int, default=hold_count, help=f"{hold_what} held for the RSS figure (default {hold_count})")
+    p.add_argument("--hold-s", type=int, default=5, help="seconds to hold them (default 5)")

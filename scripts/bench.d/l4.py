@@ -29,15 +29,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "p50/p99 session time (mxgate-loadgen, median of the rounds), the ratios and mxgate's RSS "
         "idle and with --hold-count idle connections; writes bench-results/l4-<timestamp>.json.",
     )
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3, at least 2 advised)")
-    p.add_argument("--messages", type=int, default=20000, help="smtp-source messages per run (default 20000)")
-    p.add_argument("--sessions", type=int, default=50, help="smtp-source parallel sessions (default 50)")
-    p.add_argument("--size", type=int, default=1024, help="message payload bytes (default 1024)")
-    p.add_argument("--warmup", type=int, default=2000, help="unreported warm-up messages per target (default 2000)")
-    p.add_argument("--lat-count", type=int, default=5000, help="mxgate-loadgen sessions per run (default 5000)")
-    p.add_argument("--lat-concurrency", type=int, default=50, help="mxgate-loadgen concurrency (default 50)")
-    p.add_argument("--hold-count", type=int, default=5000, help="idle connections held for the RSS figure (default 5000)")
-    p.add_argument("--hold-s", type=int, default=5, help="seconds to hold them (default 5)")
+    common.add_load_args(p, 20000, 2000, 5000, 5000, "idle connections")
     p.add_argument("--pause-s", type=float, default=0.5, help="pause between runs (default 0.5)")
     p.add_argument("--mxgate-log", default="warn", help="NODE.toml log level for mxgate (default warn; '' = its default)")
     p.add_argument("--no-mxgate", action="store_true", help="skip mxgate (develop the direct/HAProxy rows only)")

@@ -36,18 +36,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "rounds), the ratio mxgate/Postfix, p50/p99 session time added over direct (mxgate-loadgen) "
         "and mxgate's RSS per idle SMTP session; writes bench-results/smtp-<timestamp>.json.",
     )
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3, at least 2 advised)")
-    p.add_argument("--messages", type=int, default=10000, help="smtp-source messages per run (default 10000)")
-    p.add_argument("--sessions", type=int, default=50, help="smtp-source parallel sessions (default 50)")
-    p.add_argument("--size", type=int, default=1024, help="message payload bytes (default 1024)")
-    p.add_argument("--warmup", type=int, default=1000, help="unreported warm-up messages per target (default 1000)")
-    p.add_argument("--lat-count", type=int, default=3000, help="mxgate-loadgen sessions per run (default 3000)")
-    p.add_argument("--lat-concurrency", type=int, default=50, help="mxgate-loadgen concurrency (default 50)")
+    common.add_load_args(p, 10000, 1000, 3000, 1000, "idle SMTP sessions")
     p.add_argument("--unloaded-count", type=int, default=500,
                    help="also time this many sessions one at a time per target, once, for the latency "
                    "without queueing (informational; 0 = off; default 500)")
-    p.add_argument("--hold-count", type=int, default=1000, help="idle SMTP sessions held for the RSS figure (default 1000)")
-    p.add_argument("--hold-s", type=int, default=5, help="seconds to hold them (default 5)")
     p.add_argument("--pause-s", type=float, default=0.5, help="pause between runs (default 0.5)")
     p.add_argument("--drain-timeout", type=float, default=300, help="seconds Postfix may take to deliver a run to the sink (default 300)")
     p.add_argument("--mxgate-log", default="warn", help="NODE.toml log level for mxgate (default warn; '' = its default)")
