@@ -6,5 +6,7 @@
 //! `buffer_len` and `emit`, and tests against byte arrays from the spec.
 //!
 //! - [`proxy`]: HAProxy's PROXY protocol, versions 1 and 2.
+//! - [`vrrp`]: VRRP version 3 advertisements (RFC 5798), IPv4 and IPv6.
 
 pub mod proxy;
+pub mod vrrp;
