@@ -25,4 +25,4 @@ pub use policy::{
     BackendTls, Balance, CheckSettings, ClientIdentity, Limits, Listener, ListenerMode, Policy,
     Pool, ProxyVersion, RelaySettings, Server, ServerState, SmtpSettings,
 };
-pub use validate_auth::SpfMode;
+pub use validate_auth::{AuthSettings, CheckMode, DmarcMode, SpfMode};

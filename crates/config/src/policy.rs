@@ -10,7 +10,7 @@ use crate::validate::{
     resolve_check_proxy, validate_domains, validate_greylist, validate_listeners, validate_lists,
     validate_pools, validate_rate_limits,
 };
-use crate::validate_auth::{validate_auth, SpfMode};
+use crate::validate_auth::{validate_auth, AuthSettings, CheckMode, DmarcMode, SpfMode};
 use crate::validate_screen::validate_screen;
 use crate::Errors;
 use ipnet::IpNet;
@@ -293,9 +293,28 @@ impl Policy {
             .then(|| crate::validate::greylist_settings(&self.greylist))
     }
 
+    /// True when a client's reverse name is to be looked up at connect:
+    /// `[screen] reverse_dns` is on, or a `[[list]]` entry has a
+    /// `reverse_name` (it could not match otherwise).
+    pub fn reverse_dns_wanted(&self) -> bool {
+        self.screen.reverse_dns || self.lists.iter().any(|l| l.reverse_name.is_some())
+    }
+
     /// What smtp mode does with SPF (`[auth] spf`).
     pub fn spf_mode(&self) -> SpfMode {
         SpfMode::parse(&self.auth.spf).unwrap_or_default()
+    }
+
+    /// `[auth]`: every sender-authentication check and its action.
+    pub fn auth_settings(&self) -> AuthSettings {
+        AuthSettings {
+            spf: self.spf_mode(),
+            dkim: CheckMode::parse(&self.auth.dkim).unwrap_or_default(),
+            arc: CheckMode::parse(&self.auth.arc).unwrap_or_default(),
+            dmarc: DmarcMode::parse(&self.auth.dmarc).unwrap_or_default(),
+            hold_memory: usize::try_from(self.auth.hold_memory_kb.saturating_mul(1024))
+                .unwrap_or(usize::MAX),
+        }
     }
 
     /// The pool called `name`.

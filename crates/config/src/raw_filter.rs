@@ -118,6 +118,11 @@ pub struct ScreenSection {
     /// A client that passed screening is not screened again for this long.
     #[serde(default = "default_allowlist_ttl_s")]
     pub allowlist_ttl_s: u64,
+    /// Look up the client's forward-confirmed reverse name at connect (for
+    /// the `Received:` header); it is looked up anyway when a `[[list]]`
+    /// entry has a `reverse_name`. Off by default: no DNS unless asked.
+    #[serde(default)]
+    pub reverse_dns: bool,
     /// DNSBL/DNSWL zones.
     #[serde(default)]
     pub dnsbl: Vec<DnsblSection>,
@@ -133,6 +138,7 @@ impl Default for ScreenSection {
             dns_timeout_ms: default_dns_timeout_ms(),
             reveal_dnsbl: false,
             allowlist_ttl_s: default_allowlist_ttl_s(),
+            reverse_dns: false,
             dnsbl: Vec::new(),
         }
     }
@@ -248,12 +254,24 @@ pub struct AuthSection {
     /// (refuse an SPF `fail` with `550 5.7.23`, tag the rest).
     #[serde(default = "default_spf")]
     pub spf: String,
-    /// DKIM verification: only `off` for now.
+    /// DKIM at end of data: `off`, `tag` (result in
+    /// `Authentication-Results:`) or `reject` (refuse a message whose
+    /// signatures all fail).
     #[serde(default = "default_off")]
     pub dkim: String,
-    /// DMARC evaluation: only `off` for now.
+    /// ARC chain validation at end of data: `off`, `tag` or `reject`
+    /// (refuse a broken chain).
+    #[serde(default = "default_off")]
+    pub arc: String,
+    /// DMARC at end of data: `off`, `tag`, `reject` (refuse every DMARC
+    /// `fail`) or `enforce` (honour the domain's `p=`: refuse under
+    /// `p=reject`, tag under `p=quarantine` and `p=none`).
     #[serde(default = "default_off")]
     pub dmarc: String,
+    /// Octets of a message held in memory while it is checked; beyond
+    /// that the message spills to an unnamed temporary file.
+    #[serde(default = "default_hold_memory_kb")]
+    pub hold_memory_kb: u64,
 }
 
 impl Default for AuthSection {
@@ -261,11 +279,16 @@ impl Default for AuthSection {
         AuthSection {
             spf: default_spf(),
             dkim: default_off(),
+            arc: default_off(),
             dmarc: default_off(),
+            hold_memory_kb: default_hold_memory_kb(),
         }
     }
 }
 
+fn default_hold_memory_kb() -> u64 {
+    256
+}
 fn default_spf() -> String {
     "off".to_string()
 }

@@ -1,31 +1,33 @@
-//! Validation of `[auth]`: the SPF mode, and DKIM/DMARC held at `off`
-//! until they are implemented (so no setting pretends to check anything).
+//! Validation of `[auth]`: the action of each sender-authentication check
+//! (SPF at MAIL FROM; DKIM, ARC and DMARC at end of data) and how much of a
+//! message is held in memory while it is checked.
 
 use crate::raw::AuthSection;
 use crate::Errors;
 
-/// The refusal for any DKIM or DMARC value but `off`.
-const NOT_AVAILABLE: &str = "dkim/dmarc checking is not available in this version: use \"off\"";
-
-/// What smtp mode does with SPF at MAIL FROM.
+/// What smtp mode does with one check (SPF, DKIM or ARC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SpfMode {
-    /// No SPF check.
-    Off,
-    /// Check and add a `Received-SPF:` header.
+pub enum CheckMode {
+    /// No check.
     #[default]
+    Off,
+    /// Check and record the result in a header (`Received-SPF:`,
+    /// `Authentication-Results:`).
     Tag,
-    /// As `Tag`, but an SPF `fail` is refused with `550 5.7.23`.
+    /// As `Tag`, but a failing result is refused with a 550.
     Reject,
 }
 
-impl SpfMode {
+/// The SPF action (`[auth] spf`).
+pub type SpfMode = CheckMode;
+
+impl CheckMode {
     /// Parses `off`, `tag` or `reject` (case-insensitive).
-    pub fn parse(text: &str) -> Option<SpfMode> {
+    pub fn parse(text: &str) -> Option<CheckMode> {
         match text.trim().to_ascii_lowercase().as_str() {
-            "off" => Some(SpfMode::Off),
-            "tag" => Some(SpfMode::Tag),
-            "reject" => Some(SpfMode::Reject),
+            "off" => Some(CheckMode::Off),
+            "tag" => Some(CheckMode::Tag),
+            "reject" => Some(CheckMode::Reject),
             _ => None,
         }
     }
@@ -33,33 +35,114 @@ impl SpfMode {
     /// The configuration word.
     pub fn as_str(self) -> &'static str {
         match self {
-            SpfMode::Off => "off",
-            SpfMode::Tag => "tag",
-            SpfMode::Reject => "reject",
+            CheckMode::Off => "off",
+            CheckMode::Tag => "tag",
+            CheckMode::Reject => "reject",
         }
     }
 }
 
-/// Validates `[auth]`: `spf` is `off`, `tag` or `reject`; `dkim` and
-/// `dmarc` must be `off`. Values are stored lowercase.
+/// What smtp mode does with DMARC (`[auth] dmarc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DmarcMode {
+    /// No DMARC evaluation.
+    #[default]
+    Off,
+    /// Evaluate and record the result in `Authentication-Results:`.
+    Tag,
+    /// Refuse every DMARC `fail`, whatever the domain's policy.
+    Reject,
+    /// Honour the domain's policy: refuse a `fail` under `p=reject`, tag it
+    /// under `p=quarantine` and `p=none`.
+    Enforce,
+}
+
+impl DmarcMode {
+    /// Parses `off`, `tag`, `reject` or `enforce` (case-insensitive).
+    pub fn parse(text: &str) -> Option<DmarcMode> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "off" => Some(DmarcMode::Off),
+            "tag" => Some(DmarcMode::Tag),
+            "reject" => Some(DmarcMode::Reject),
+            "enforce" => Some(DmarcMode::Enforce),
+            _ => None,
+        }
+    }
+
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmarcMode::Off => "off",
+            DmarcMode::Tag => "tag",
+            DmarcMode::Reject => "reject",
+            DmarcMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[auth]` as smtp mode uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// SPF at MAIL FROM.
+    pub spf: CheckMode,
+    /// DKIM at end of data.
+    pub dkim: CheckMode,
+    /// ARC at end of data.
+    pub arc: CheckMode,
+    /// DMARC at end of data.
+    pub dmarc: DmarcMode,
+    /// Octets of a message held in memory before it spills to a file.
+    pub hold_memory: usize,
+}
+
+impl AuthSettings {
+    /// True when a check needs the whole message (DKIM, ARC or DMARC on).
+    pub fn checks_message(&self) -> bool {
+        self.dkim != CheckMode::Off || self.arc != CheckMode::Off || self.dmarc != DmarcMode::Off
+    }
+
+    /// True when SPF must be evaluated at MAIL FROM: asked for, or needed by
+    /// DMARC.
+    pub fn evaluates_spf(&self) -> bool {
+        self.spf != CheckMode::Off || self.dmarc != DmarcMode::Off
+    }
+}
+
+/// Smallest and largest `hold_memory_kb`.
+const HOLD_MEMORY_KB: std::ops::RangeInclusive<u64> = 16..=65_536;
+
+/// Validates `[auth]`: `spf`, `dkim` and `arc` are `off`, `tag` or
+/// `reject`; `dmarc` also `enforce`; `hold_memory_kb` within 16..=65536.
+/// Words are stored lowercase.
 pub(crate) fn validate_auth(errors: &mut Errors, raw: &AuthSection) -> AuthSection {
     let mut out = raw.clone();
-    match SpfMode::parse(&raw.spf) {
-        Some(mode) => out.spf = mode.as_str().to_string(),
+    for (key, value, norm) in [
+        ("auth.spf", &raw.spf, &mut out.spf),
+        ("auth.dkim", &raw.dkim, &mut out.dkim),
+        ("auth.arc", &raw.arc, &mut out.arc),
+    ] {
+        match CheckMode::parse(value) {
+            Some(mode) => *norm = mode.as_str().to_string(),
+            None => errors.push(key, format!("{value:?} is not one of off, tag, reject")),
+        }
+    }
+    match DmarcMode::parse(&raw.dmarc) {
+        Some(mode) => out.dmarc = mode.as_str().to_string(),
         None => errors.push(
-            "auth.spf",
-            format!("{:?} is not one of off, tag, reject", raw.spf),
+            "auth.dmarc",
+            format!("{:?} is not one of off, tag, reject, enforce", raw.dmarc),
         ),
     }
-    for (key, value, norm) in [
-        ("auth.dkim", &raw.dkim, &mut out.dkim),
-        ("auth.dmarc", &raw.dmarc, &mut out.dmarc),
-    ] {
-        if value.trim().eq_ignore_ascii_case("off") {
-            *norm = "off".to_string();
-        } else {
-            errors.push(key, NOT_AVAILABLE);
-        }
+    if !HOLD_MEMORY_KB.contains(&raw.hold_memory_kb) {
+        errors.push(
+            "auth.hold_memory_kb",
+            format!(
+                "{} is outside {}..={}",
+                raw.hold_memory_kb,
+                HOLD_MEMORY_KB.start(),
+                HOLD_MEMORY_KB.end()
+            ),
+        );
     }
     out
 }
@@ -68,7 +151,7 @@ pub(crate) fn validate_auth(errors: &mut Errors, raw: &AuthSection) -> AuthSecti
 mod tests {
     use crate::Policy;
 
-    use super::SpfMode;
+    use super::{CheckMode, DmarcMode, SpfMode};
 
     fn errors(text: &str) -> Vec<(String, String)> {
         Policy::parse(text)
@@ -80,38 +163,47 @@ mod tests {
     }
 
     #[test]
-    fn defaults_leave_spf_dkim_dmarc_off() {
+    fn defaults_leave_every_check_off() {
         let p = Policy::parse("").unwrap();
-        assert_eq!(p.auth.spf, "off");
-        assert_eq!(
-            (p.auth.dkim.as_str(), p.auth.dmarc.as_str()),
-            ("off", "off")
-        );
+        let auth = p.auth_settings();
+        assert_eq!(auth.spf, CheckMode::Off);
+        assert_eq!((auth.dkim, auth.arc), (CheckMode::Off, CheckMode::Off));
+        assert_eq!(auth.dmarc, DmarcMode::Off);
+        assert_eq!(auth.hold_memory, 256 * 1024);
+        assert!(!auth.checks_message() && !auth.evaluates_spf());
         assert_eq!(p.spf_mode(), SpfMode::Off);
     }
 
     #[test]
-    fn spf_modes_parse_and_round_trip() {
+    fn modes_parse_and_round_trip() {
         for (text, mode) in [
-            ("off", SpfMode::Off),
-            ("TAG", SpfMode::Tag),
-            ("reject", SpfMode::Reject),
+            ("off", CheckMode::Off),
+            ("TAG", CheckMode::Tag),
+            ("reject", CheckMode::Reject),
         ] {
             let p = Policy::parse(&format!(
-                "[auth]\nspf = \"{text}\"\ndkim = \"off\"\ndmarc = \"OFF\"\n"
+                "[auth]\nspf = \"{text}\"\ndkim = \"{text}\"\narc = \"{text}\"\ndmarc = \"OFF\"\n"
             ))
             .unwrap();
-            assert_eq!(p.spf_mode(), mode);
+            let auth = p.auth_settings();
+            assert_eq!((auth.spf, auth.dkim, auth.arc), (mode, mode, mode));
             assert_eq!(p.auth.spf, mode.as_str());
             assert_eq!(p.auth.dmarc, "off");
             assert_eq!(Policy::parse(&p.to_toml()).unwrap(), p);
         }
+        let p = Policy::parse("[auth]\ndmarc = \"Enforce\"\nhold_memory_kb = 64\n").unwrap();
+        let auth = p.auth_settings();
+        assert_eq!(auth.dmarc, DmarcMode::Enforce);
+        assert_eq!(auth.hold_memory, 64 * 1024);
+        assert!(auth.checks_message() && auth.evaluates_spf());
+        assert_eq!(Policy::parse(&p.to_toml()).unwrap(), p);
     }
 
     #[test]
-    fn unknown_spf_mode_and_dkim_dmarc_other_than_off_are_refused() {
-        let errs = errors("[auth]\nspf = \"strict\"\ndkim = \"verify\"\ndmarc = \"reject\"\n");
-        let msg = "dkim/dmarc checking is not available in this version: use \"off\"";
+    fn unknown_modes_and_bad_sizes_are_refused_with_the_key() {
+        let errs = errors(
+            "[auth]\nspf = \"strict\"\ndkim = \"verify\"\narc = \"yes\"\ndmarc = \"quarantine\"\nhold_memory_kb = 1\n",
+        );
         assert_eq!(
             errs,
             [
@@ -119,14 +211,28 @@ mod tests {
                     "auth.spf".to_string(),
                     "\"strict\" is not one of off, tag, reject".to_string()
                 ),
-                ("auth.dkim".to_string(), msg.to_string()),
-                ("auth.dmarc".to_string(), msg.to_string()),
+                (
+                    "auth.dkim".to_string(),
+                    "\"verify\" is not one of off, tag, reject".to_string()
+                ),
+                (
+                    "auth.arc".to_string(),
+                    "\"yes\" is not one of off, tag, reject".to_string()
+                ),
+                (
+                    "auth.dmarc".to_string(),
+                    "\"quarantine\" is not one of off, tag, reject, enforce".to_string()
+                ),
+                (
+                    "auth.hold_memory_kb".to_string(),
+                    "1 is outside 16..=65536".to_string()
+                ),
             ]
         );
     }
 
     #[test]
     fn unknown_auth_keys_are_refused() {
-        assert!(Policy::parse("[auth]\narc = \"off\"\n").is_err());
+        assert!(Policy::parse("[auth]\nbimi = \"off\"\n").is_err());
     }
 }

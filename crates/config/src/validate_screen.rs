@@ -24,6 +24,8 @@ const MAX_ALLOWLIST_TTL_S: u64 = 30 * 86_400;
 /// thresholds and timeout, the allowlist TTL and every `[[screen.dnsbl]]`
 /// zone (a DNS name, used once, weight -100..100 and not 0, a filter that
 /// parses). Zone names are stored lowercase without a trailing dot.
+/// `reverse_dns` is a plain boolean (TOML typing is all it needs); the
+/// reverse lookup it asks for is bounded by `dns_timeout_ms`.
 pub(crate) fn validate_screen(errors: &mut Errors, raw: &ScreenSection) -> ScreenSection {
     let mut out = raw.clone();
     check_count(errors, "screen.greet_wait_ms", raw.greet_wait_ms, 0, 30_000);

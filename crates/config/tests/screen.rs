@@ -83,3 +83,22 @@ fn a_duplicate_zone_is_refused_case_insensitively() {
     assert_eq!(err.0[0].key, "screen.dnsbl[1].zone");
     assert!(err.0[0].message.contains("twice"), "{err}");
 }
+
+#[test]
+fn reverse_dns_is_off_by_default_and_wanted_for_reverse_name_entries() {
+    let p = Policy::parse("[screen]\n").unwrap();
+    assert!(!p.screen.reverse_dns);
+    assert!(!p.reverse_dns_wanted());
+    let p = Policy::parse("[screen]\nreverse_dns = true\n").unwrap();
+    assert!(p.screen.reverse_dns && p.reverse_dns_wanted());
+    assert_eq!(Policy::parse(&p.to_toml()).unwrap(), p);
+    let p =
+        Policy::parse("[[list]]\naction = \"block\"\nreverse_name = \".example.test\"\n").unwrap();
+    assert!(!p.screen.reverse_dns);
+    assert!(p.reverse_dns_wanted());
+    assert_eq!(
+        keys("[screen]\nreverse_dns = \"yes\"\n").len(),
+        1,
+        "a string is not a boolean"
+    );
+}

@@ -1,11 +1,14 @@
-//! A bounded TTL cache of DNSBL answers, keyed by (client IP, zone).
+//! Bounded TTL caches: DNSBL answers keyed by (client IP, zone), and the
+//! generic [`TtlCache`] under it (also used for reverse names, see
+//! [`crate::Resolver::verified_reverse_name`]).
 //!
-//! Time is passed in explicitly ([`Instant`]) so the cache is unit-testable.
+//! Time is passed in explicitly ([`Instant`]) so the caches are unit-testable.
 //! TTLs are clamped to [[`MIN_TTL`], [`MAX_TTL`]]; expired entries are dropped
 //! when seen and before any eviction. When full, the entry that expires first
 //! is evicted.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -16,11 +19,78 @@ pub const MIN_TTL: Duration = Duration::from_secs(60);
 /// Longest time an answer is kept (even if its TTL is higher).
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
+/// A bounded map whose entries expire after their clamped TTL.
+#[derive(Debug)]
+pub(crate) struct TtlCache<K, V> {
+    max_entries: usize,
+    entries: HashMap<K, (V, Instant)>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
+    /// An empty cache holding at most `max_entries` values (0 disables it).
+    pub(crate) fn new(max_entries: usize) -> Self {
+        TtlCache {
+            max_entries,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// The value for `key` and the time it has left, if it has not expired
+    /// at `now` (an expired entry is removed).
+    pub(crate) fn get(&mut self, key: &K, now: Instant) -> Option<(V, Duration)> {
+        let (value, expires) = self.entries.get(key)?;
+        if *expires <= now {
+            self.entries.remove(key);
+            return None;
+        }
+        Some((value.clone(), *expires - now))
+    }
+
+    /// Stores `value` for the clamped `ttl` from `now` (evicting expired
+    /// entries, then the one expiring first, when full) and returns the time
+    /// it will be kept; zero when the cache is disabled.
+    pub(crate) fn insert(&mut self, key: K, value: V, ttl: Duration, now: Instant) -> Duration {
+        if self.max_entries == 0 {
+            return Duration::ZERO;
+        }
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max_entries {
+            self.purge(now);
+            if self.entries.len() >= self.max_entries {
+                let soonest = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, expires))| *expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(soonest) = soonest {
+                    self.entries.remove(&soonest);
+                }
+            }
+        }
+        let ttl = ttl.clamp(MIN_TTL, MAX_TTL);
+        self.entries.insert(key, (value, now + ttl));
+        ttl
+    }
+
+    /// Drops every entry expired at `now`.
+    pub(crate) fn purge(&mut self, now: Instant) {
+        self.entries.retain(|_, (_, expires)| *expires > now);
+    }
+
+    /// Number of entries held (expired ones included until purged).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
 /// Bounded cache of DNSBL outcomes per (IP, zone).
 #[derive(Debug)]
 pub struct DnsblCache {
-    max_entries: usize,
-    entries: HashMap<(IpAddr, String), (DnsblOutcome, Instant)>,
+    inner: TtlCache<(IpAddr, String), DnsblOutcome>,
 }
 
 /// Cache key for a zone: lower case, no trailing dot.
@@ -32,8 +102,7 @@ impl DnsblCache {
     /// An empty cache holding at most `max_entries` answers (0 disables it).
     pub fn new(max_entries: usize) -> Self {
         DnsblCache {
-            max_entries,
-            entries: HashMap::new(),
+            inner: TtlCache::new(max_entries),
         }
     }
 
@@ -50,13 +119,7 @@ impl DnsblCache {
         zone: &str,
         now: Instant,
     ) -> Option<(DnsblOutcome, Duration)> {
-        let key = (ip, zone_key(zone));
-        let (outcome, expires) = self.entries.get(&key)?;
-        if *expires <= now {
-            self.entries.remove(&key);
-            return None;
-        }
-        Some((outcome.clone(), *expires - now))
+        self.inner.get(&(ip, zone_key(zone)), now)
     }
 
     /// Stores `outcome` for `ip` in `zone` for the clamped `ttl` from `now`
@@ -70,46 +133,30 @@ impl DnsblCache {
         ttl: Duration,
         now: Instant,
     ) -> Duration {
-        if self.max_entries == 0 || matches!(outcome, DnsblOutcome::Failed(_)) {
+        if matches!(outcome, DnsblOutcome::Failed(_)) {
             return Duration::ZERO;
         }
-        let key = (ip, zone_key(zone));
-        if !self.entries.contains_key(&key) && self.entries.len() >= self.max_entries {
-            self.purge(now);
-            if self.entries.len() >= self.max_entries {
-                let soonest = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, (_, expires))| *expires)
-                    .map(|(k, _)| k.clone());
-                if let Some(soonest) = soonest {
-                    self.entries.remove(&soonest);
-                }
-            }
-        }
-        let ttl = Self::clamp_ttl(ttl);
-        self.entries.insert(key, (outcome, now + ttl));
-        ttl
+        self.inner.insert((ip, zone_key(zone)), outcome, ttl, now)
     }
 
     /// Drops every entry expired at `now`.
     pub fn purge(&mut self, now: Instant) {
-        self.entries.retain(|_, (_, expires)| *expires > now);
+        self.inner.purge(now);
     }
 
     /// Number of entries held (expired ones included until purged).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.inner.len()
     }
 
     /// True when nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.inner.len() == 0
     }
 
     /// Forgets everything.
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.inner.clear();
     }
 }
 

@@ -1,5 +1,5 @@
 //! The resolver: A and TXT lookups with typed failures, and parallel DNSBL
-//! lookups through a [`DnsblCache`].
+//! lookups through a [`DnsblCache`] (reverse names are in [`crate::ptr`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -13,10 +13,12 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
 use tokio::task::JoinSet;
 
-use crate::cache::DnsblCache;
+use crate::cache::{DnsblCache, TtlCache};
 use crate::dnsbl::{classify, dnsbl_query_name, DnsblOutcome, ZoneResult};
+use crate::ptr::ReverseName;
 
-/// Entries kept by the DNSBL cache of a [`Resolver`].
+/// Entries kept by the DNSBL cache (and by the reverse-name cache) of a
+/// [`Resolver`].
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
 /// TTL reported for a negative answer that carried no SOA.
@@ -71,11 +73,14 @@ pub enum DnsError {
 
 /// An async DNS resolver (needs a tokio runtime); cheap to share by `Arc`.
 pub struct Resolver {
-    inner: TokioResolver,
+    pub(crate) inner: TokioResolver,
     config: ResolverConfig,
     opts: ResolverOpts,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     cache: Arc<Mutex<DnsblCache>>,
+    /// Forward-confirmed reverse names by client address (same bounds and
+    /// TTL clamping as the DNSBL cache; failures are not kept).
+    pub(crate) reverse_cache: Mutex<TtlCache<IpAddr, ReverseName>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -90,7 +95,8 @@ impl std::fmt::Debug for Resolver {
 impl Resolver {
     /// Builds a resolver from `settings` (reads `/etc/resolv.conf` when no
     /// server is given). hickory's own cache is off: callers cache what
-    /// they need (DNSBL answers go through [`DnsblCache`]).
+    /// they need (DNSBL answers go through [`DnsblCache`], reverse names
+    /// through a cache of the same kind).
     pub fn new(settings: &ResolverSettings) -> Result<Resolver, DnsError> {
         let (config, mut opts) = if settings.servers.is_empty() {
             hickory_resolver::system_conf::read_system_conf()
@@ -127,6 +133,7 @@ impl Resolver {
             opts,
             timeout: settings.timeout,
             cache: Arc::new(Mutex::new(DnsblCache::new(DEFAULT_CACHE_ENTRIES))),
+            reverse_cache: Mutex::new(TtlCache::new(DEFAULT_CACHE_ENTRIES)),
         })
     }
 
@@ -233,7 +240,7 @@ impl Resolver {
 
 /// One lookup bounded by `timeout`: the records (or none for NXDOMAIN and
 /// NODATA) and their TTL.
-async fn lookup(
+pub(crate) async fn lookup(
     inner: &TokioResolver,
     timeout: Duration,
     name: &str,

@@ -7,7 +7,9 @@
 //! established sessions are never dropped by a change. [`Gateway::shutdown`]
 //! stops accepting, lets sessions finish for a grace period, then ends them.
 
+mod authenticate;
 mod backend;
+mod checks;
 mod greylisting;
 mod listener;
 mod per_client;
@@ -255,12 +257,17 @@ impl Gateway {
     /// servers and options, and shared by every session.
     pub fn set_resolver(&self, resolver: Option<Arc<mxgate_dns::Resolver>>) {
         let spf = resolver.as_deref().and_then(|r| {
-            spf::SpfChecker::new(r, &self.shared.hostname)
+            spf::Authenticator::new(r, &self.shared.hostname)
                 .map_err(|e| tracing::error!(error = %e, "SPF checks not available"))
                 .ok()
                 .map(Arc::new)
         });
-        *self.shared.screening.spf.write().expect("spf lock") = spf;
+        *self
+            .shared
+            .screening
+            .authenticator
+            .write()
+            .expect("authenticator lock") = spf;
         *self
             .shared
             .screening
@@ -289,6 +296,13 @@ impl Gateway {
             .greylist_backend
             .write()
             .expect("greylist backend lock") = backend;
+    }
+
+    /// Where smtp mode spills messages held for the end-of-data checks
+    /// beyond `[auth] hold_memory_kb` (the node's data directory, not a
+    /// tmpfs); `None` = the system's temporary directory.
+    pub fn set_spool_dir(&self, dir: Option<std::path::PathBuf>) {
+        self.shared.smtp.spool_dir.store(dir.map(Arc::new));
     }
 
     /// Connections open now over all listeners.

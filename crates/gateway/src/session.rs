@@ -4,15 +4,17 @@
 //! session the client hears `421 4.3.2` and a clean close.
 
 use crate::backend::connect_backend;
+use crate::checks::CheckLog;
 use crate::proxy::{backend_header, read_upstream};
 use crate::relay::{relay, RelayStats};
+use crate::reputation::Refusal;
 use crate::screen::{Admitted, Screening};
 use crate::stats::{ConnResult, ListenerStats};
 use mxgate_balance::Pools;
 use mxgate_config::{Listener, ProxyVersion};
 use mxgate_smtp::Reply;
 use socket2::SockRef;
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -161,7 +163,8 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
         Ok(o) => o,
         Err(outcome) => return outcome,
     };
-    let _admitted = match screen(ctx, client, client_addr, None).await {
+    let log = CheckLog::new(Arc::clone(&ctx.screening.verdicts));
+    let _admitted = match screen(ctx, client, client_addr, None, &log).await {
         Ok((admitted, _)) => admitted,
         Err(outcome) => return outcome,
     };
@@ -189,11 +192,11 @@ async fn serve(ctx: &SessionContext, client: &mut TcpStream, peer: SocketAddr) -
 }
 
 /// Screens the client (lists, temporary allowlist, connection limits, then
-/// pregreet and DNSBL when the policy asks for them); a refused client hears
-/// the reply and is closed. `banner_host` is set in smtp mode: the pregreet
-/// wait then starts with `220-<host> ESMTP mxgate`, and a pregreeter under
-/// `greet_action = "reject"` is returned with the reply for every command
-/// (l4 mode refuses it instead).
+/// pregreet, DNSBL and reverse DNS when the policy asks for them); a refused
+/// client hears the reply and is closed. `banner_host` is set in smtp mode:
+/// the pregreet wait then starts with `220-<host> ESMTP mxgate`, and a
+/// pregreeter under `greet_action = "reject"` is returned with the reply for
+/// every command (l4 mode refuses it instead).
 ///
 /// # Errors
 /// The outcome of a refused session, already answered.
@@ -202,25 +205,13 @@ pub(crate) async fn screen(
     client: &mut TcpStream,
     client_addr: SocketAddr,
     banner_host: Option<&str>,
+    log: &CheckLog,
 ) -> Result<(Admitted, Option<Reply>), Outcome> {
-    let refusal = match ctx.screening.connection(client_addr.ip()) {
+    let refusal = match ctx.screening.connection(client_addr.ip(), log) {
         Err(reply) => Some(reply),
-        Ok(mut admitted) => {
-            let Some(pending) = admitted.pending.take() else {
-                return Ok((admitted, None));
-            };
-            let verdicts = &ctx.screening.verdicts;
-            match pending
-                .run(client, client_addr.ip(), banner_host, verdicts)
-                .await
-            {
-                Ok(passed) => {
-                    admitted.allowed |= passed.allowlisted;
-                    match (passed.reject_all, banner_host) {
-                        (Some(reply), None) => Some(reply),
-                        (reject_all, _) => return Ok((admitted, reject_all)),
-                    }
-                }
+        Ok(admitted) => {
+            match slow_checks(ctx, client, client_addr.ip(), banner_host, admitted, log).await {
+                Ok(screened) => return Ok(screened),
                 Err(refusal) => refusal,
             }
         }
@@ -241,8 +232,49 @@ pub(crate) async fn screen(
     Err(Outcome::refused(
         result,
         client_addr,
-        format!("screening: {}", reply.text()),
+        format!("screening: {} [{}]", reply.text(), log.take_trail()),
     ))
+}
+
+/// The checks that take time, for an admitted client: the pregreet wait
+/// with the DNSBL and reverse DNS lookups during it (or, without a wait or
+/// zone, the reverse lookup alone, before any banner); then the verified
+/// reverse name against the lists (a block refuses with `554`, an allow
+/// skips the pregreet and DNSBL verdicts); then those verdicts.
+///
+/// # Errors
+/// The refusal to send (`None`: just close).
+async fn slow_checks(
+    ctx: &SessionContext,
+    client: &mut TcpStream,
+    ip: IpAddr,
+    banner_host: Option<&str>,
+    mut admitted: Admitted,
+    log: &CheckLog,
+) -> Result<(Admitted, Option<Reply>), Refusal> {
+    let reverse = admitted.reverse.take();
+    let (gathered, name) = match (admitted.pending.take(), reverse) {
+        (Some(pending), reverse) => {
+            let (gathered, name) = pending
+                .gather(client, ip, banner_host, reverse, log)
+                .await?;
+            (Some(gathered), name)
+        }
+        (None, Some(reverse)) => (None, reverse.run(ip, log).await),
+        (None, None) => return Ok((admitted, None)),
+    };
+    ctx.screening
+        .reverse_name(&mut admitted, ip, name, log)
+        .map_err(Some)?;
+    let Some(gathered) = gathered.filter(|_| !admitted.allowed) else {
+        return Ok((admitted, None));
+    };
+    let passed = gathered.judge(ip, log)?;
+    admitted.allowed |= passed.allowlisted;
+    match (passed.reject_all, banner_host) {
+        (Some(reply), None) => Err(Some(reply)),
+        (reject_all, _) => Ok((admitted, reject_all)),
+    }
 }
 
 /// Answers `421 4.3.2` and closes cleanly.

@@ -1,20 +1,22 @@
 //! SPF at MAIL FROM in smtp mode (`[auth] spf`), with mail-auth.
 //!
-//! [`SpfChecker`] is built once from the gateway's resolver settings (see
-//! [`crate::Gateway::set_resolver`]) and shared. [`SpfChecker::check`]
+//! [`Authenticator`] is built once from the gateway's resolver settings (see
+//! [`crate::Gateway::set_resolver`]) and shared; the same mail-auth
+//! authenticator verifies DKIM, ARC and DMARC at end of data (see
+//! [`crate::authenticate`]). [`Authenticator::check`]
 //! verifies the MAIL FROM identity, or the HELO identity when the sender is
 //! `<>`, within the screen's `dns_timeout_ms`; a timeout is a `temperror`.
 //! The outcome carries the `Received-SPF:` header (RFC 7208 §9.1) that
 //! [`crate::screen::FilteringRelay`] adds after mxgate's `Received:` line.
 
 use mail_auth::spf::verify::SpfParameters;
-use mail_auth::{MessageAuthenticator, SpfResult};
+use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// The SPF verifier: a mail-auth authenticator over the gateway's DNS
-/// servers, and the gateway's name (the `%{r}` macro).
-pub(crate) struct SpfChecker {
+/// The sender-authentication verifier: a mail-auth authenticator over the
+/// gateway's DNS servers, and the gateway's name (the SPF `%{r}` macro).
+pub(crate) struct Authenticator {
     auth: MessageAuthenticator,
     host: String,
 }
@@ -29,6 +31,8 @@ pub(crate) struct SpfOutcome {
     pub domain: String,
     /// The `Received-SPF:` header line, CRLF-terminated.
     pub header: String,
+    /// What mail-auth said (DMARC and `Authentication-Results:` need it).
+    pub output: SpfOutput,
 }
 
 impl SpfOutcome {
@@ -52,16 +56,16 @@ pub(crate) fn label(result: SpfResult) -> &'static str {
     }
 }
 
-impl SpfChecker {
+impl Authenticator {
     /// A checker using the servers and options of `resolver`; `host` is the
     /// gateway's name (the `%{r}` macro).
     ///
     /// # Errors
     /// When hickory cannot build a resolver from that configuration.
-    pub fn new(resolver: &mxgate_dns::Resolver, host: &str) -> Result<SpfChecker, String> {
+    pub fn new(resolver: &mxgate_dns::Resolver, host: &str) -> Result<Authenticator, String> {
         let (config, opts) = resolver.hickory_config();
         let auth = MessageAuthenticator::new(config, opts).map_err(|e| e.to_string())?;
-        Ok(SpfChecker {
+        Ok(Authenticator {
             auth,
             host: host.to_string(),
         })
@@ -76,22 +80,29 @@ impl SpfChecker {
         } else {
             SpfParameters::verify_mail_from(ip, helo_domain, &self.host, from)
         };
-        let result = match tokio::time::timeout(timeout, self.auth.verify_spf(params)).await {
-            Ok(output) => output.result(),
-            Err(_) => SpfResult::TempError,
-        };
         let domain = if from.is_empty() {
             helo_domain
         } else {
             from.rsplit_once('@').map_or(helo_domain, |(_, d)| d)
         }
         .to_ascii_lowercase();
+        let output = match tokio::time::timeout(timeout, self.auth.verify_spf(params)).await {
+            Ok(output) => output,
+            Err(_) => SpfOutput::new(domain.clone()).with_result(SpfResult::TempError),
+        };
+        let result = output.result();
         let header = received_spf(result, ip, helo, from);
         SpfOutcome {
             result,
             domain,
             header,
+            output,
         }
+    }
+
+    /// The mail-auth authenticator (DKIM, ARC, DMARC use it too).
+    pub fn mail_auth(&self) -> &MessageAuthenticator {
+        &self.auth
     }
 }
 

@@ -86,6 +86,10 @@ impl Service {
         let (reports, reports_rx) = tokio::sync::mpsc::channel(crate::tracking::QUEUE);
         gateway.set_session_reports(reports);
         gateway.set_resolver(resolver(node));
+        let spool = node.data_dir.join("spool");
+        std::fs::create_dir_all(&spool)
+            .with_context(|| format!("cannot create the spool directory {}", spool.display()))?;
+        gateway.set_spool_dir(Some(spool));
         let stop_aux = CancellationToken::new();
         let mut aux = tokio::task::JoinSet::new();
         let (allowlist, maintain) =

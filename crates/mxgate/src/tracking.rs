@@ -90,6 +90,7 @@ fn to_record(r: &SessionReport) -> SessionRecord {
             "mail".to_string()
         },
         end_reason: r.record.end.clone(),
+        checks: r.record.checks.clone(),
         transactions: r
             .record
             .transactions
@@ -108,6 +109,7 @@ fn to_record(r: &SessionReport) -> SessionRecord {
                     Inbound::Abandoned => TransactionResult::Abandoned,
                 },
                 duration_ms: 0,
+                checks: t.checks.clone(),
                 recipients: t
                     .rcpts
                     .iter()

@@ -15,7 +15,7 @@ fn examples() -> std::path::PathBuf {
 #[test]
 fn the_examples_are_valid() {
     let ex = examples();
-    for policy in ["policy.toml", "policy-smtp.toml"] {
+    for policy in ["policy.toml", "policy-smtp.toml", "policy-filtering.toml"] {
         let (code, out) = mxgate_output(&[
             "check-config",
             "--config",

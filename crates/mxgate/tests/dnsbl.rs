@@ -84,6 +84,16 @@ fn a_client_listed_in_one_zone_passes() {
     assert!(c.command("EHLO client.test").unwrap().starts_with("250"));
     c.command("QUIT").unwrap();
     gw.wait_metric(&verdicts("dnsbl", "pass"), 1.0, WAIT);
+    // The session's tracking record carries the screening verdict.
+    let tracked = support::poll(WAIT, || {
+        let (code, body) = support::gateway::http_get(gw.api, "/api/v1/tracking?client=127.0.0.1")?;
+        (code == 200 && body.contains("\"check\":\"dnsbl\"")).then_some(body)
+    })
+    .expect("the session is tracked with its checks");
+    assert!(
+        tracked.contains(r#"{"check":"dnsbl","result":"pass","detail":"score 2 [a.test]"}"#),
+        "{tracked}"
+    );
 }
 
 #[test]

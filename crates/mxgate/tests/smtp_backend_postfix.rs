@@ -49,6 +49,7 @@ fn identity() -> ClientIdentity {
         helo: "client.example".into(),
         esmtp: true,
         tls: None,
+        rdns: None,
     }
 }
 

@@ -217,9 +217,18 @@ CREATE TABLE temp_allowlist (
 CREATE INDEX temp_allowlist_until ON temp_allowlist (until_unix);
 "#;
 
+/// Version 6: the verdict trails, as JSON arrays of `{check, result,
+/// detail}`: of each tracked session (connection screening: lists, DNSBL
+/// zones and score, pregreet, rate limits) and of each transaction (lists,
+/// limits, SPF/DKIM/ARC/DMARC results, greylisting state).
+const V6: &str = r#"
+ALTER TABLE track_sessions ADD COLUMN checks TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE track_transactions ADD COLUMN checks TEXT NOT NULL DEFAULT '[]';
+"#;
+
 /// Every migration in order; `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -10,6 +10,7 @@
 //! [`Store::record_sessions`] writes a whole batch in one transaction.
 
 use crate::{Store, StoreError};
+use mxgate_filter::verdict::Trail;
 use rusqlite::types::{Type, Value};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,9 @@ pub struct SessionRecord {
     pub result: String,
     /// Why the session ended (`quit`, `timeout`, `too many errors`, ...).
     pub end_reason: String,
+    /// The connection's verdict trail (screening before the banner).
+    #[serde(default)]
+    pub checks: Trail,
     /// The mail transactions (MAIL FROM .. end of DATA or RSET), in order.
     #[serde(default)]
     pub transactions: Vec<TransactionRecord>,
@@ -90,6 +94,9 @@ pub struct TransactionRecord {
     /// The recipients, in the order given.
     #[serde(default)]
     pub recipients: Vec<RecipientRecord>,
+    /// The verdict trail: every filter decision, in order.
+    #[serde(default)]
+    pub checks: Trail,
 }
 
 /// One RCPT TO of a [`TransactionRecord`] and the reply it got.
@@ -336,8 +343,8 @@ impl Store {
 fn insert_session(conn: &Connection, s: &SessionRecord) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO track_sessions (started_unix_ms, ended_unix_ms, listener, client_ip,
-             client_port, proxy_ip, helo, tls, result, end_reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             client_port, proxy_ip, helo, tls, result, end_reason, checks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         s.started_unix_ms,
@@ -350,6 +357,7 @@ fn insert_session(conn: &Connection, s: &SessionRecord) -> Result<i64, StoreErro
         s.tls,
         s.result,
         s.end_reason,
+        trail_json(&s.checks),
     ])?;
     let session_id = conn.last_insert_rowid();
     if s.transactions.is_empty() {
@@ -357,8 +365,8 @@ fn insert_session(conn: &Connection, s: &SessionRecord) -> Result<i64, StoreErro
     }
     let mut insert_tx = conn.prepare_cached(
         "INSERT INTO track_transactions (session_id, started_unix_ms, sender, size, server,
-             final_reply, result, duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             final_reply, result, duration_ms, checks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut insert_rcpt = conn.prepare_cached(
         "INSERT INTO track_recipients (transaction_id, recipient, reply_code, reply_text)
@@ -374,6 +382,7 @@ fn insert_session(conn: &Connection, s: &SessionRecord) -> Result<i64, StoreErro
             t.final_reply,
             t.result.as_str(),
             t.duration_ms,
+            trail_json(&t.checks),
         ])?;
         let transaction_id = conn.last_insert_rowid();
         for r in &t.recipients {
@@ -390,7 +399,7 @@ fn insert_session(conn: &Connection, s: &SessionRecord) -> Result<i64, StoreErro
 
 /// The session columns, in the order [`read_session`] reads them.
 const SESSION_SELECT: &str = "SELECT s.id, s.started_unix_ms, s.ended_unix_ms, s.listener,
-        s.client_ip, s.client_port, s.proxy_ip, s.helo, s.tls, s.result, s.end_reason
+        s.client_ip, s.client_port, s.proxy_ip, s.helo, s.tls, s.result, s.end_reason, s.checks
     FROM track_sessions s";
 
 /// The search statement for `q` and its arguments. Only the conditions in
@@ -488,8 +497,20 @@ fn read_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
         tls: r.get(8)?,
         result: r.get(9)?,
         end_reason: r.get(10)?,
+        checks: read_trail(r, 11)?,
         transactions: Vec::new(),
     })
+}
+
+/// A verdict trail as stored.
+fn trail_json(trail: &Trail) -> String {
+    serde_json::to_string(trail).unwrap_or_else(|_| "[]".into())
+}
+
+/// The verdict trail stored in column `index`.
+fn read_trail(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Trail> {
+    let json: String = r.get(index)?;
+    serde_json::from_str(&json).map_err(|e| conversion_error(index, e.to_string()))
 }
 
 /// The transactions of a session with their recipients, in order.
@@ -499,7 +520,8 @@ fn load_transactions(
 ) -> Result<Vec<TransactionRecord>, StoreError> {
     let mut transactions = conn
         .prepare_cached(
-            "SELECT id, started_unix_ms, sender, size, server, final_reply, result, duration_ms
+            "SELECT id, started_unix_ms, sender, size, server, final_reply, result, duration_ms,
+                    checks
              FROM track_transactions WHERE session_id = ?1 ORDER BY id",
         )?
         .query_map([session_id], |r| {
@@ -516,6 +538,7 @@ fn load_transactions(
                 result,
                 duration_ms: r.get(7)?,
                 recipients: Vec::new(),
+                checks: read_trail(r, 8)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -8,6 +8,7 @@ use crate::{
     DB_FILE, SCHEMA_VERSION,
 };
 use mxgate_config::Policy;
+use mxgate_filter::verdict::Trail;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,6 +47,11 @@ fn session(start: i64, client: &str, sender: Option<&str>, recipients: &[&str]) 
         tls: None,
         result: "ok".to_string(),
         end_reason: "quit".to_string(),
+        checks: {
+            let mut trail = Trail::new();
+            trail.push("dnsbl", "pass", "score 0");
+            trail
+        },
         transactions: sender
             .map(|sender| {
                 vec![TransactionRecord {
@@ -65,6 +71,12 @@ fn session(start: i64, client: &str, sender: Option<&str>, recipients: &[&str]) 
                             reply_text: "2.1.5 ok".to_string(),
                         })
                         .collect(),
+                    checks: {
+                        let mut trail = Trail::new();
+                        trail.push("spf", "pass", sender.rsplit('@').next().unwrap_or(""));
+                        trail.push("dkim", "none", "");
+                        trail
+                    },
                 }]
             })
             .unwrap_or_default(),
@@ -208,6 +220,7 @@ fn recorded_session_reads_back_whole() {
         result: TransactionResult::Tempfail,
         duration_ms: 0,
         recipients: Vec::new(),
+        checks: Trail::new(),
     });
     let id = store.record_session(&s).unwrap();
 

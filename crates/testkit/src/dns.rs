@@ -8,13 +8,14 @@
 //! [`NEGATIVE_TTL`]) in the authority section.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, PTR, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -50,6 +51,26 @@ impl std::fmt::Debug for DnsServer {
             .field("addr", &self.addr)
             .finish()
     }
+}
+
+/// The name a PTR lookup of `ip` asks (without trailing dot):
+/// `4.3.2.1.in-addr.arpa` for 1.2.3.4, the reversed nibbles under
+/// `ip6.arpa` for IPv6.
+pub fn reverse_name(ip: IpAddr) -> String {
+    let mut name = String::with_capacity(72);
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            let _ = write!(name, "{d}.{c}.{b}.{a}.in-addr.arpa");
+        }
+        IpAddr::V6(v6) => {
+            for byte in v6.octets().iter().rev() {
+                let _ = write!(name, "{:x}.{:x}.", byte & 0x0f, byte >> 4);
+            }
+            name.push_str("ip6.arpa");
+        }
+    }
+    name
 }
 
 /// Canonical table key: lower case, no trailing dot.
@@ -111,6 +132,17 @@ impl DnsServer {
     /// Adds an AAAA record.
     pub fn add_aaaa(&self, name: &str, ip: Ipv6Addr, ttl: u32) {
         self.add(name, RData::AAAA(AAAA(ip)), ttl);
+    }
+
+    /// Adds a PTR record at `name` pointing to `target` (e.g.
+    /// `add_ptr(&reverse_name(ip), "mail.example.test", 300)`).
+    ///
+    /// # Panics
+    /// When `target` is not a valid domain name (a mistake in the test).
+    pub fn add_ptr(&self, name: &str, target: &str, ttl: u32) {
+        let fqdn = format!("{}.", target.trim_end_matches('.'));
+        let target = Name::from_ascii(&fqdn).expect("PTR target is a domain name");
+        self.add(name, RData::PTR(PTR(target)), ttl);
     }
 
     /// Adds a TXT record; text longer than 255 bytes is split into

@@ -1,13 +1,13 @@
 //! Tests of the fake DNS server with a raw hickory-proto client over UDP and TCP.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData};
 
-use crate::{DnsServer, RecordType};
+use crate::{reverse_name, DnsServer, RecordType};
 
 fn query(name: &str, qtype: RecordType, edns: bool) -> Message {
     let mut msg = Message::query();
@@ -87,6 +87,52 @@ fn answers_a_and_aaaa_over_udp_and_tcp() {
             ("host.example".to_string(), RecordType::AAAA),
         ]
     );
+}
+
+#[test]
+fn answers_ptr_at_the_reverse_name() {
+    let server = DnsServer::start();
+    let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
+    assert_eq!(reverse_name(ip), "25.2.0.192.in-addr.arpa");
+    let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+    assert_eq!(
+        reverse_name(IpAddr::V6(v6)),
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+    );
+    server.add_ptr(&reverse_name(ip), "Mail.Example.test", 300);
+    server.add_ptr(&reverse_name(ip), "other.example.test.", 120);
+    for reply in [
+        ask_udp(
+            &server,
+            &query("25.2.0.192.in-addr.arpa.", RecordType::PTR, true),
+        ),
+        ask_tcp(
+            &server,
+            &query("25.2.0.192.IN-ADDR.arpa.", RecordType::PTR, false),
+        ),
+    ] {
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        let names: Vec<_> = reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(p) => Some((p.0.to_ascii(), r.ttl)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("Mail.Example.test.".to_string(), 300),
+                ("other.example.test.".to_string(), 120)
+            ]
+        );
+    }
+    let reply = ask_udp(
+        &server,
+        &query("25.2.0.192.in-addr.arpa.", RecordType::A, true),
+    );
+    assert!(reply.answers.is_empty(), "NODATA for another type");
 }
 
 #[test]

@@ -31,7 +31,7 @@ mod tls;
 mod trace;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_bdat;
 #[cfg(test)]
@@ -40,6 +40,7 @@ mod tests_tls;
 pub use record::{SessionRecord, TransactionRecord, TransactionResult};
 
 use super::relay::{ClientIdentity, Relay};
+use mxgate_filter::verdict::Trail;
 use mxgate_smtp::server::{DataEnd, Input, Limits, ServerConfig, Session, Step};
 use mxgate_smtp::{parse_command, Command, Reply};
 use std::sync::Arc;
@@ -260,6 +261,7 @@ impl<R: Relay> Conversation<'_, R> {
             }
             Step::StartTls => Flow::StartTls,
             Step::Reset => {
+                self.note_checks();
                 self.relay.rset().await;
                 Flow::Continue
             }
@@ -271,6 +273,7 @@ impl<R: Relay> Conversation<'_, R> {
             }
             Step::Mail { from, params } => {
                 self.note_helo();
+                self.note_checks();
                 self.aborted = false;
                 self.record.transactions.push(TransactionRecord {
                     from: from.clone(),
@@ -279,9 +282,12 @@ impl<R: Relay> Conversation<'_, R> {
                     server: None,
                     final_reply: None,
                     result: TransactionResult::Abandoned,
+                    checks: Trail::new(),
                 });
                 self.relay.identify(&self.identity);
-                match self.relay.mail(&from, &params).await {
+                let replied = self.relay.mail(&from, &params).await;
+                self.note_checks();
+                match replied {
                     Ok(reply) => {
                         if !reply.is_positive() {
                             self.decide(&reply);
@@ -293,7 +299,9 @@ impl<R: Relay> Conversation<'_, R> {
                 Flow::Continue
             }
             Step::Rcpt { to, params } => {
-                let reply = match self.relay.rcpt(&to, &params).await {
+                let replied = self.relay.rcpt(&to, &params).await;
+                self.note_checks();
+                let reply = match replied {
                     Ok(reply) => {
                         self.session.rcpt_reply(&reply);
                         reply
@@ -351,7 +359,7 @@ impl<R: Relay> Conversation<'_, R> {
         for line in self.relay.trace_headers() {
             header.push_str(&line);
         }
-        if let Err(error) = self.relay.data_chunk(header.as_bytes()).await {
+        if let Err(error) = self.relay.data_trace(header.as_bytes()).await {
             self.abort().await;
             self.session.relay_failed(error.to_reply());
         }
@@ -436,6 +444,7 @@ impl<R: Relay> Conversation<'_, R> {
     /// Records the reply that decided the current transaction.
     fn decide(&mut self, reply: &Reply) {
         self.note_server();
+        self.note_checks();
         if let Some(tx) = self.record.transactions.last_mut() {
             tx.final_reply = Some(reply.to_string().trim_end().to_owned());
             tx.result = match reply.code / 100 {
@@ -450,6 +459,14 @@ impl<R: Relay> Conversation<'_, R> {
         if let (Some(tx), Some(server)) = (self.record.transactions.last_mut(), self.relay.server())
         {
             tx.server = Some(server);
+        }
+    }
+
+    /// Moves the checks the relay recorded into the current transaction.
+    fn note_checks(&mut self) {
+        let trail = self.relay.take_checks();
+        if let Some(tx) = self.record.transactions.last_mut() {
+            tx.checks.append(trail);
         }
     }
 
@@ -469,6 +486,7 @@ impl<R: Relay> Conversation<'_, R> {
 
     fn finish(mut self) -> SessionRecord {
         self.note_helo();
+        self.note_checks();
         self.record.replies = *self.session.replies();
         if self.record.end.is_empty() {
             self.record.end = "closed".into();

@@ -19,6 +19,11 @@ pub struct ClientIdentity {
     pub esmtp: bool,
     /// TLS of the inbound session, e.g. `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384`.
     pub tls: Option<String>,
+    /// The sender's forward-confirmed reverse DNS name (lower case, no
+    /// trailing dot), when it was looked up (`[screen] reverse_dns` or a
+    /// `reverse_name` list entry) and verified; `None` otherwise. It goes
+    /// into mxgate's `Received:` header. An unverified PTR name never does.
+    pub rdns: Option<String>,
 }
 
 /// Why a relay step failed before the backend gave a reply. Every variant
@@ -58,6 +63,9 @@ pub enum RelayError {
         /// What was wrong.
         detail: String,
     },
+    /// mxgate itself failed (e.g. the spool for a held message).
+    #[error("local error: {0}")]
+    Local(String),
 }
 
 impl RelayError {
@@ -69,6 +77,7 @@ impl RelayError {
             RelayError::Io { .. } | RelayError::Protocol { .. } => {
                 "4.4.2 Mail server connection failed, try again later"
             }
+            RelayError::Local(_) => "4.3.0 Local error in processing, try again later",
         };
         Reply::new(451, text)
     }
@@ -91,6 +100,12 @@ pub trait Relay {
     async fn rcpt(&mut self, to: &str, params: &str) -> Result<Reply, RelayError>;
     /// `DATA`; a 354 means go on with [`Relay::data_chunk`].
     async fn data_start(&mut self) -> Result<Reply, RelayError>;
+    /// mxgate's trace header lines (CRLF-terminated) in front of the
+    /// message, sent once right after a 354. Relays that hold the message
+    /// keep them apart to add their own header after them.
+    async fn data_trace(&mut self, header: &[u8]) -> Result<(), RelayError> {
+        self.data_chunk(header).await
+    }
     /// Message bytes in wire form: CRLF lines, still dot-stuffed, without the
     /// final `.` line; any chunk boundaries.
     async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError>;
@@ -110,16 +125,24 @@ pub trait Relay {
     fn trace_headers(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The checks recorded since the last call (the verdict trail of the
+    /// current transaction). None by default.
+    fn take_checks(&mut self) -> mxgate_filter::verdict::Trail {
+        mxgate_filter::verdict::Trail::new()
+    }
 }
 
 /// The [`Relay`] methods of the data phase, passed unchanged to the
-/// wrapper's `inner` relay: `data_start`, `data_chunk`, `data_end`, `abort`
-/// and `server`. Wrappers that only look at the envelope (lists, limits,
+/// wrapper's `inner` relay: `data_start`, `data_trace`, `data_chunk`,
+/// `data_end`, `abort` and `server`. Wrappers that only look at the envelope (lists, limits,
 /// caches) use it inside their `impl Relay`.
 macro_rules! forward_data_phase {
     () => {
         async fn data_start(&mut self) -> Result<Reply, RelayError> {
             self.inner.data_start().await
+        }
+        async fn data_trace(&mut self, header: &[u8]) -> Result<(), RelayError> {
+            self.inner.data_trace(header).await
         }
         async fn data_chunk(&mut self, wire: &[u8]) -> Result<(), RelayError> {
             self.inner.data_chunk(wire).await

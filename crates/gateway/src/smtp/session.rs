@@ -6,13 +6,16 @@ use super::inbound::{self, InboundSettings, SessionRecord, TransactionResult};
 use super::outbound::{Backend, OutboundSettings};
 use super::recipients::{CachingRelay, RecipientCache};
 use super::relay::ClientIdentity;
-use crate::screen::FilteringRelay;
+use crate::authenticate::{AuthenticatingRelay, MessageChecks};
+use crate::checks::CheckLog;
+use crate::screen::{Admitted, FilteringRelay};
 use crate::session::{origin, refuse, Origin, SessionContext};
 use crate::stats::{ConnResult, MessageResult, ReplyPhase};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use mxgate_config::RelaySettings;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -32,6 +35,8 @@ pub(crate) struct SmtpShared {
     pub reports_dropped: AtomicU64,
     /// Recipient caches by pool name, with the TTLs they were made for.
     pub recipient_caches: Mutex<HashMap<String, Arc<RecipientCache>>>,
+    /// Where messages held for end-of-data checks spill to.
+    pub spool_dir: ArcSwapOption<PathBuf>,
 }
 
 /// A finished smtp-mode session, for the tracking store.
@@ -77,8 +82,9 @@ pub(crate) async fn run(
         .hostname
         .clone()
         .unwrap_or_else(|| ctx.hostname.to_string());
+    let log = CheckLog::new(Arc::clone(&ctx.screening.verdicts));
     let (admitted, reject_all) =
-        match crate::session::screen(ctx, &mut stream, client, Some(&hostname)).await {
+        match crate::session::screen(ctx, &mut stream, client, Some(&hostname), &log).await {
             Ok(screened) => screened,
             Err(outcome) => {
                 ctx.stats.count(outcome.result);
@@ -127,6 +133,7 @@ pub(crate) async fn run(
         helo: String::new(),
         esmtp: false,
         tls: None,
+        rdns: admitted.reverse_name.clone(),
     };
     let backend = Backend::new(
         Arc::clone(&pool),
@@ -154,8 +161,20 @@ pub(crate) async fn run(
         .starttls
         .then(|| shared.tls.load_full())
         .flatten();
-    let relay = FilteringRelay::new(CachingRelay::new(backend, cache), &admitted, &ctx.screening);
-    let record = inbound::serve(stream, relay, &settings, identity, tls).await;
+    let connection_checks = log.take_trail();
+    let message_checks = message_checks(ctx, shared, &admitted, &settings.hostname);
+    let relay = FilteringRelay::new(
+        AuthenticatingRelay::new(
+            CachingRelay::new(backend, cache),
+            message_checks,
+            log.clone(),
+        ),
+        &admitted,
+        &ctx.screening,
+        log,
+    );
+    let mut record = inbound::serve(stream, relay, &settings, identity, tls).await;
+    record.checks = connection_checks;
     ctx.stats.count(ConnResult::Accepted);
     ctx.stats.count_replies(&record.replies);
     for t in &record.transactions {
@@ -176,6 +195,7 @@ pub(crate) async fn run(
             size = t.size,
             server = t.server.as_deref().unwrap_or("-"),
             reply = t.final_reply.as_deref().unwrap_or("-"),
+            checks = %t.checks,
             "message"
         );
     }
@@ -186,6 +206,7 @@ pub(crate) async fn run(
         tls = record.tls.as_deref().unwrap_or("-"),
         messages = record.transactions.len(),
         end = %record.end,
+        checks = %record.checks,
         "smtp session"
     );
     if let Some(reports) = shared.reports.load_full() {
@@ -201,6 +222,27 @@ pub(crate) async fn run(
             shared.reports_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The end-of-data checks of a session, when `[auth]` asks for any and a
+/// verifier exists (a resolver is set).
+fn message_checks(
+    ctx: &SessionContext,
+    shared: &SmtpShared,
+    admitted: &Admitted,
+    hostname: &str,
+) -> Option<MessageChecks> {
+    let (auth, timeout) = admitted.auth()?;
+    if !auth.checks_message() {
+        return None;
+    }
+    Some(MessageChecks {
+        authenticator: ctx.screening.authenticator()?,
+        auth,
+        timeout,
+        authserv_id: hostname.to_string(),
+        spool_dir: shared.spool_dir.load_full().map(|d| d.to_path_buf()),
+    })
 }
 
 impl SmtpShared {

@@ -311,6 +311,37 @@ impl SmtpClient {
         self.reply()
     }
 
+    /// Sends `message` (header and body as written, CRLF lines) in one
+    /// transaction, dot-stuffed, and returns the reply to the final dot;
+    /// or the refusal of MAIL, RCPT or DATA.
+    pub fn send_message(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+    ) -> std::io::Result<String> {
+        for command in [
+            format!("MAIL FROM:<{from}>"),
+            format!("RCPT TO:<{to}>"),
+            "DATA".into(),
+        ] {
+            let reply = self.command(&command)?;
+            if !reply.starts_with('2') && !reply.starts_with("354") {
+                return Ok(reply);
+            }
+        }
+        let mut wire = Vec::with_capacity(message.len() + 8);
+        for line in message.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".") {
+                wire.push(b'.');
+            }
+            wire.extend_from_slice(line);
+        }
+        wire.extend_from_slice(b".\r\n");
+        self.reader.get_mut().write_all(&wire)?;
+        self.reply()
+    }
+
     /// True when the server closes the connection (EOF or reset) within
     /// `timeout`, reading and dropping whatever it sends first (a last
     /// reply, a TLS alert). Silence until `timeout` is `false`.

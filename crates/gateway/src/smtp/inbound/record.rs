@@ -1,6 +1,7 @@
 //! What an inbound session leaves behind: one [`SessionRecord`] with its
 //! transactions, serialisable for the log and the store.
 
+use mxgate_filter::verdict::Trail;
 use mxgate_smtp::server::ReplyCounts;
 use serde::Serialize;
 
@@ -11,6 +12,9 @@ pub struct SessionRecord {
     pub helo: Option<String>,
     /// The TLS of the session after STARTTLS, e.g. `TLSv1.3 with cipher ...`.
     pub tls: Option<String>,
+    /// The connection's screening decisions before the banner (lists,
+    /// limits, pregreet, DNSBL), filled in by the listener.
+    pub checks: Trail,
     /// Every MAIL the backend was asked for, in order.
     pub transactions: Vec<TransactionRecord>,
     /// Why the session ended: `quit`, `disconnect`, `disconnect in data`,
@@ -37,6 +41,9 @@ pub struct TransactionRecord {
     pub final_reply: Option<String>,
     /// How it ended.
     pub result: TransactionResult,
+    /// Every filter decision of the transaction, in order (the verdict
+    /// trail: lists, limits, SPF, greylisting, DKIM, ARC, DMARC).
+    pub checks: Trail,
 }
 
 /// How a transaction ended.

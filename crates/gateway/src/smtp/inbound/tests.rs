@@ -10,14 +10,14 @@ use tokio::task::JoinHandle;
 
 /// What the fake backend saw.
 #[derive(Debug, Default)]
-pub(super) struct Seen {
+pub(crate) struct Seen {
     pub calls: Vec<String>,
     pub data: Vec<u8>,
 }
 
 /// A backend that answers like a healthy MTA, or fails at `fail_at`.
 #[derive(Clone, Default)]
-pub(super) struct Fake {
+pub(crate) struct Fake {
     pub seen: Arc<Mutex<Seen>>,
     pub fail_at: Option<&'static str>,
     pub mail_reply: Option<Reply>,
@@ -38,11 +38,11 @@ impl Fake {
         Ok(())
     }
 
-    pub(super) fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         self.seen.lock().unwrap().calls.clone()
     }
 
-    pub(super) fn data(&self) -> Vec<u8> {
+    pub(crate) fn data(&self) -> Vec<u8> {
         self.seen.lock().unwrap().data.clone()
     }
 }
@@ -107,13 +107,14 @@ pub(super) fn settings() -> InboundSettings {
     }
 }
 
-pub(super) fn identity() -> ClientIdentity {
+pub(crate) fn identity() -> ClientIdentity {
     ClientIdentity {
         addr: "192.0.2.1:40000".parse().unwrap(),
         destination: "198.51.100.1:25".parse().unwrap(),
         helo: String::new(),
         esmtp: false,
         tls: None,
+        rdns: None,
     }
 }
 

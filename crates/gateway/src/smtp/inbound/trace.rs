@@ -39,7 +39,7 @@ impl<R: Relay> Conversation<'_, R> {
         };
         received_header(&ReceivedInfo {
             helo: &self.identity.helo,
-            rdns: None,
+            rdns: self.identity.rdns.as_deref(),
             ip: self.identity.addr.ip(),
             hostname: &self.settings.hostname,
             esmtp: self.identity.esmtp,

@@ -181,8 +181,10 @@ async fn xclient(
     Ok(())
 }
 
-/// `XCLIENT NAME=[UNAVAILABLE] ADDR=.. PORT=.. PROTO=.. HELO=..\r\n`, with
-/// only the attributes the backend listed (all when it listed none).
+/// `XCLIENT NAME=.. ADDR=.. PORT=.. PROTO=.. HELO=..\r\n`, with only the
+/// attributes the backend listed (all when it listed none). `NAME` is the
+/// client's forward-confirmed reverse name when mxgate looked it up, else
+/// `[UNAVAILABLE]` (Postfix then logs `unknown`).
 pub(super) fn xclient_line(identity: &ClientIdentity, offered: &[String]) -> String {
     let ip = identity.addr.ip().to_canonical();
     let addr = match ip {
@@ -196,7 +198,13 @@ pub(super) fn xclient_line(identity: &ClientIdentity, offered: &[String]) -> Str
     };
     let proto = if identity.esmtp { "ESMTP" } else { "SMTP" };
     let attributes = [
-        ("NAME", "[UNAVAILABLE]".to_owned()),
+        (
+            "NAME",
+            identity
+                .rdns
+                .as_deref()
+                .map_or_else(|| "[UNAVAILABLE]".to_owned(), xtext),
+        ),
         ("ADDR", xtext(&addr)),
         ("PORT", identity.addr.port().to_string()),
         ("PROTO", proto.to_owned()),

@@ -47,6 +47,7 @@ fn identity() -> ClientIdentity {
         helo: "client.example".into(),
         esmtp: true,
         tls: None,
+        rdns: None,
     }
 }
 
@@ -391,6 +392,8 @@ fn xclient_line_for_ipv6_and_helo_clients() {
         xclient_line(&identity(), &only),
         "XCLIENT ADDR=203.0.113.7 HELO=client.example\r\n"
     );
+    id.rdns = Some("mail.example.test".into());
+    assert!(xclient_line(&id, &[]).starts_with("XCLIENT NAME=mail.example.test ADDR="));
 }
 
 #[tokio::test]
