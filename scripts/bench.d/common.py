@@ -326,22 +326,26 @@ def sink_messages(procs: Procs, name: str) -> int:
 
 
 def start_mxgate(procs: Procs, work: Path, binary: Path, policy: str, port: int, level: str,
-                 servers: int) -> tuple[int, subprocess.Popen]:
-    """Writes WORKDIR/node.toml (log level, metrics port) and policy.toml,
-    runs `mxgate run`, waits for /healthz, the listener on `port` and
-    mxgate_backend_up of `servers` servers; returns (metrics port, proc)."""
+                 servers: int, name: str = "mxgate", node_extra: str = "") -> tuple[int, subprocess.Popen]:
+    """Writes WORK/node.toml (log level, metrics port, then `node_extra`, e.g.
+    a `[dns]` table) and WORK/policy.toml (WORK is created if missing; pass a
+    subdirectory per instance), runs `mxgate run` as process `name`, waits
+    for /healthz, the listener on `port` and mxgate_backend_up of `servers`
+    servers; returns (metrics port, proc)."""
     mport = free_port()
+    work.mkdir(parents=True, exist_ok=True)
     node, policy_path = work / "node.toml", work / "policy.toml"
     log_line = f'log = "{level}"\n' if level else ""
     # Extra node-file lines for experiments, e.g. MXGATE_BENCH_NODE_EXTRA='workers = 1'.
     log_line += os.environ.get("MXGATE_BENCH_NODE_EXTRA", "") + "\n"
     node.write_text(
         f'name = "bench"\ndata_dir = "{work / "data"}"\n{log_line}\n[metrics]\nlisten = "{HOST}:{mport}"\n'
+        + (f"\n{node_extra}\n" if node_extra else "")
     )
     policy_path.write_text(policy)
-    proc = procs.start("mxgate", [str(binary), "run", "--config", str(node), "--policy", str(policy_path)])
-    wait_http_200(procs, "mxgate", proc, f"http://{HOST}:{mport}/healthz")
-    wait_tcp(procs, "mxgate", proc, port)
+    proc = procs.start(name, [str(binary), "run", "--config", str(node), "--policy", str(policy_path)])
+    wait_http_200(procs, name, proc, f"http://{HOST}:{mport}/healthz")
+    wait_tcp(procs, name, proc, port)
     # Wait (up to 15 s) until the health checks mark the servers up.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -350,7 +354,7 @@ def start_mxgate(procs: Procs, work: Path, binary: Path, policy: str, port: int,
             break
         time.sleep(0.2)
     else:
-        log("warning: mxgate_backend_up did not reach 1 for every server within 15 s")
+        log(f"warning: {name}: mxgate_backend_up did not reach 1 for every server within 15 s")
     return mport, proc
 
 

@@ -10,6 +10,7 @@
 
 mod error;
 pub mod node;
+mod node_vrrp;
 pub mod policy;
 pub mod raw;
 mod raw_filter;
@@ -21,6 +22,7 @@ pub use validate::is_dns_name;
 
 pub use error::{ConfigError, Errors};
 pub use node::NodeConfig;
+pub use node_vrrp::{VrrpSettings, WEIGHT_FAULT};
 pub use policy::{
     BackendTls, Balance, CheckSettings, ClientIdentity, Limits, Listener, ListenerMode, Policy,
     Pool, ProxyVersion, RelaySettings, Server, ServerState, SmtpSettings,

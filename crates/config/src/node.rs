@@ -1,7 +1,7 @@
 //! Validated node settings (`NODE.toml`).
 
 use crate::raw::NodeFile;
-use crate::Errors;
+use crate::{Errors, VrrpSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +26,8 @@ pub struct NodeConfig {
     /// `[dns] servers`: DNS servers for DNSBL lookups; empty = the system
     /// resolver (`/etc/resolv.conf`).
     pub dns_servers: Vec<SocketAddr>,
+    /// `[vrrp]`: VRRP failover; `None` = no failover.
+    pub vrrp: Option<VrrpSettings>,
 }
 
 impl NodeConfig {
@@ -93,6 +95,10 @@ impl NodeConfig {
                 crate::validate::parse_addr(&mut errors, &format!("dns.servers[{i}]"), s)
             })
             .collect();
+        let vrrp = raw
+            .vrrp
+            .as_ref()
+            .map(|v| crate::node_vrrp::validate(&mut errors, v));
         errors.into_result(NodeConfig {
             name: raw.name,
             data_dir: raw.data_dir,
@@ -102,6 +108,7 @@ impl NodeConfig {
             web_listen,
             metrics_listen,
             dns_servers,
+            vrrp,
         })
     }
 }

@@ -33,6 +33,80 @@ pub struct NodeFile {
     pub metrics: Option<ListenSection>,
     /// DNS servers for DNSBL lookups; absent = the system resolver.
     pub dns: Option<DnsNodeSection>,
+    /// VRRP failover; absent = no failover.
+    pub vrrp: Option<VrrpSection>,
+}
+
+/// `[vrrp]` of the node file. Numbers are read wide (`i64`) so that an out
+/// of range value gets a message naming its range rather than a TOML type
+/// error.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpSection {
+    /// Interface the adverts go out on and the virtual IPs are added to.
+    pub interface: String,
+    /// Virtual Router ID, 1..255, the same on both boxes.
+    pub vrid: i64,
+    /// 1..255; the higher wins; 255 = the address owner.
+    #[serde(default = "default_vrrp_priority")]
+    pub priority: i64,
+    /// Advertisement interval, 10..40950 in 10 ms steps.
+    #[serde(default = "default_advert_interval_ms")]
+    pub advert_interval_ms: i64,
+    /// The virtual IPs, `A.B.C.D/N` (or a bare address: /32).
+    pub virtual_ips: Vec<String>,
+    /// Empty: multicast to 224.0.0.18; else unicast to (and only from) these.
+    #[serde(default)]
+    pub unicast_peers: Vec<String>,
+    /// Take over from a lower-priority master.
+    #[serde(default = "default_true")]
+    pub preempt: bool,
+    /// Tolerate a lower-priority master this long before preempting it.
+    #[serde(default)]
+    pub preempt_delay_ms: i64,
+    /// Gratuitous ARP rounds after becoming master.
+    #[serde(default = "default_garp_count")]
+    pub garp_count: i64,
+    /// Time between those rounds.
+    #[serde(default = "default_garp_interval_ms")]
+    pub garp_interval_ms: i64,
+    /// While master, one more round this often; 0 = never.
+    #[serde(default)]
+    pub garp_refresh_s: i64,
+    /// Weight of "every server of a pool is down".
+    #[serde(default = "default_track_weight")]
+    pub track_pool_weight: i64,
+    /// Weight of "a listener is not bound".
+    #[serde(default = "default_track_weight")]
+    pub track_listener_weight: i64,
+    /// Weight of "the VRRP interface's link is down" (255 = fault).
+    #[serde(default = "default_track_link_weight")]
+    pub track_link_weight: i64,
+    /// Weight of "the store cannot be written".
+    #[serde(default = "default_track_weight")]
+    pub track_store_weight: i64,
+    /// A program run with the new state on each transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+}
+
+fn default_vrrp_priority() -> i64 {
+    100
+}
+fn default_advert_interval_ms() -> i64 {
+    1000
+}
+fn default_garp_count() -> i64 {
+    5
+}
+fn default_garp_interval_ms() -> i64 {
+    200
+}
+fn default_track_weight() -> i64 {
+    50
+}
+fn default_track_link_weight() -> i64 {
+    255
 }
 
 /// `[dns]` of the node file.

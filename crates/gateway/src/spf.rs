@@ -14,6 +14,9 @@ use mail_auth::{MessageAuthenticator, SpfOutput, SpfResult};
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// Records kept by the verifier's DNS cache (SPF, DKIM keys, DMARC).
+const AUTH_CACHE_ENTRIES: u64 = 10_000;
+
 /// The sender-authentication verifier: a mail-auth authenticator over the
 /// gateway's DNS servers, and the gateway's name (the SPF `%{r}` macro).
 pub(crate) struct Authenticator {
@@ -63,7 +66,11 @@ impl Authenticator {
     /// # Errors
     /// When hickory cannot build a resolver from that configuration.
     pub fn new(resolver: &mxgate_dns::Resolver, host: &str) -> Result<Authenticator, String> {
-        let (config, opts) = resolver.hickory_config();
+        let (config, mut opts) = resolver.hickory_config();
+        // SPF, DKIM key and DMARC records are asked for every message:
+        // hickory's cache keeps them for their TTL (negative answers for
+        // the SOA minimum), so a busy sender costs one lookup per TTL.
+        opts.cache_size = AUTH_CACHE_ENTRIES;
         let auth = MessageAuthenticator::new(config, opts).map_err(|e| e.to_string())?;
         Ok(Authenticator {
             auth,

@@ -98,6 +98,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
         web_listen: Some(args.api),
         metrics_listen: Some(args.metrics),
         dns_servers: Vec::new(),
+        vrrp: None,
     };
     let store = open_store(&node.data_dir)?;
     store

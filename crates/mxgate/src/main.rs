@@ -9,6 +9,7 @@ mod policy_cmd;
 mod service;
 mod tls;
 mod tracking;
+mod vrrp;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -67,6 +67,8 @@ pub(crate) struct Service {
     pub metrics_addr: Option<SocketAddr>,
     /// Bound API address.
     pub api_addr: Option<SocketAddr>,
+    /// The virtual router, when the node file has `[vrrp]`.
+    vrrp: Option<crate::vrrp::Vrrp>,
 }
 
 impl Service {
@@ -122,6 +124,12 @@ impl Service {
         let api_addr = serve(node.web_listen, mxgate_web::api_router(app.clone()));
         let metrics_addr = metrics_addr.transpose()?;
         let api_addr = api_addr.transpose()?;
+        let vrrp = match &node.vrrp {
+            Some(settings) => {
+                Some(crate::vrrp::start(settings, &pools, &gateway, &store, &app).await?)
+            }
+            None => None,
+        };
         aux.spawn(crate::tracking::writer(
             Arc::clone(&store),
             reports_rx,
@@ -153,6 +161,7 @@ impl Service {
             aux,
             metrics_addr,
             api_addr,
+            vrrp,
         })
     }
 
@@ -202,9 +211,23 @@ impl Service {
         }
     }
 
-    /// Stops accepting, drains sessions for up to `grace`, then stops the rest.
+    /// Stops accepting, leaves VRRP (the peer takes the VIPs at once),
+    /// drains sessions for up to `grace`, then stops the rest.
     pub(crate) async fn stop(mut self, grace: Duration) {
-        self.gateway.shutdown(grace).await;
+        let gateway = Arc::clone(&self.gateway);
+        let mut drain = std::pin::pin!(gateway.shutdown(grace));
+        // The first poll stops every accept loop (before the drain's first
+        // await); only then is the VIP given away.
+        let drained = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(drain.as_mut(), cx).is_ready())
+        })
+        .await;
+        if let Some(vrrp) = self.vrrp.take() {
+            vrrp.stop().await;
+        }
+        if !drained {
+            drain.await;
+        }
         self.pools.shutdown();
         self.stop_aux.cancel();
         while self.aux.join_next().await.is_some() {}

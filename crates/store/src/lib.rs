@@ -37,6 +37,7 @@ mod edit;
 mod error;
 mod filter_rows;
 mod greylist;
+mod probe;
 mod rows;
 mod schema;
 mod store;
@@ -44,6 +45,7 @@ mod temp_allowlist;
 mod tracking;
 
 pub use error::StoreError;
+pub use probe::PROBE_FILE;
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, DB_FILE};
 pub use tracking::{

@@ -3,6 +3,10 @@
 //! the driver owns all of those and calls [`Machine::handle`] when a packet
 //! arrives, a tracked object changes, or [`Machine::next_deadline`] passes.
 //!
+//! Beside the machine: [`monitor`], the shared view of a running router that
+//! the status page and the metrics read, and, on Linux only, [`linux`], the
+//! driver (raw socket, netlink, gratuitous ARP, tracking, notify command).
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use mxgate_vrrp::{Action, Config, Event, Machine, StateName};
@@ -109,10 +113,14 @@ use std::time::Duration;
 use mxgate_wire::vrrp::{Received, MAX_ADVER_INT_MAX, PRIORITY_OWNER};
 use serde::Serialize;
 
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod machine;
+pub mod monitor;
 pub mod status;
 
 pub use machine::Machine;
+pub use monitor::{Monitor, Snapshot};
 pub use status::{Status, StatusReport, Transition, TransitionReport};
 
 /// One virtual router's settings, as the rest of the machine trusts them

@@ -17,7 +17,7 @@ use mxgate_balance::Pools;
 use mxgate_gateway::Gateway;
 use mxgate_store::Store;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 pub use status::Status;
@@ -35,6 +35,8 @@ struct Inner {
     gateway: Arc<Gateway>,
     pools: Arc<Pools>,
     store: Arc<Store>,
+    /// The running virtual router, once `[vrrp]` started one.
+    vrrp: OnceLock<mxgate_vrrp::Monitor>,
 }
 
 impl AppState {
@@ -54,8 +56,20 @@ impl AppState {
                 gateway,
                 pools,
                 store,
+                vrrp: OnceLock::new(),
             }),
         }
+    }
+
+    /// Shows this virtual router in `/api/v1/status` and `/metrics`. Only
+    /// the first call counts (a node runs at most one).
+    pub fn set_vrrp(&self, monitor: mxgate_vrrp::Monitor) {
+        let _ = self.inner.vrrp.set(monitor);
+    }
+
+    /// The VRRP picture now, when a virtual router runs.
+    pub fn vrrp(&self) -> Option<mxgate_vrrp::Snapshot> {
+        self.inner.vrrp.get().map(|m| m.snapshot(Instant::now()))
     }
 
     /// Why the node is unhealthy, or `None` when every listener is bound and

@@ -223,12 +223,108 @@ pub(crate) fn render(state: &AppState) -> String {
             )
         }),
     );
+    if let Some(vrrp) = state.vrrp() {
+        render_vrrp(&mut out, &vrrp);
+    }
     out
+}
+
+/// The `mxgate_vrrp_*` families of a node that runs a virtual router.
+fn render_vrrp(out: &mut String, v: &mxgate_vrrp::Snapshot) {
+    let vrid = v.report.vrid.to_string();
+    let vrid = vrid.as_str();
+    family(
+        out,
+        "mxgate_vrrp_state",
+        "gauge",
+        "VRRP state: 0 init, 1 backup, 2 master, 3 fault.",
+        [(
+            vec![("vrid", vrid)],
+            f64::from(mxgate_vrrp::monitor::state_value(v.report.state)),
+        )],
+    );
+    family(
+        out,
+        "mxgate_vrrp_transitions_total",
+        "counter",
+        "VRRP state changes, by the state entered (init, backup, master, fault).",
+        v.transitions_total
+            .iter()
+            .map(|(to, n)| (vec![("vrid", vrid), ("to", *to)], *n as f64)),
+    );
+    family(
+        out,
+        "mxgate_vrrp_priority",
+        "gauge",
+        "Effective VRRP priority: configured minus the weights of failed tracked objects.",
+        [(vec![("vrid", vrid)], f64::from(v.report.priority))],
+    );
+    family(
+        out,
+        "mxgate_vrrp_adverts_total",
+        "counter",
+        "VRRP adverts sent (direction tx) and received and accepted (rx).",
+        [
+            (
+                vec![("vrid", vrid), ("direction", "rx")],
+                v.adverts_received as f64,
+            ),
+            (
+                vec![("vrid", vrid), ("direction", "tx")],
+                v.adverts_sent as f64,
+            ),
+        ],
+    );
+    family(
+        out,
+        "mxgate_vrrp_rx_dropped_total",
+        "counter",
+        "Received VRRP packets dropped, by reason (bad_ttl, bad_checksum, unknown_vrid, not_a_peer, ...).",
+        v.rx_dropped
+            .iter()
+            .map(|(reason, n)| (vec![("reason", reason.as_str())], *n as f64)),
+    );
 }
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, render_vrrp};
+    use mxgate_vrrp::{Monitor, StateName, Status};
+    use std::time::Instant;
+
+    #[test]
+    fn vrrp_families_follow_the_interface_contract() {
+        let t0 = Instant::now();
+        let m = Monitor::new(51, 150, "eth0", vec!["192.0.2.25/24".into()], t0);
+        let mut status = Status::new(51, 150, t0);
+        for (from, to) in [
+            (StateName::Initialize, StateName::Backup),
+            (StateName::Backup, StateName::Master),
+        ] {
+            status.record(mxgate_vrrp::Transition {
+                at: t0,
+                from,
+                to,
+                reason: mxgate_vrrp::Reason::Startup,
+            });
+            m.count_transition(to);
+        }
+        m.record_status(&status);
+        m.count_drop("bad_ttl");
+        let mut out = String::new();
+        render_vrrp(&mut out, &m.snapshot(t0));
+        for line in [
+            "mxgate_vrrp_state{vrid=\"51\"} 2",
+            "mxgate_vrrp_transitions_total{vrid=\"51\",to=\"master\"} 1",
+            "mxgate_vrrp_transitions_total{vrid=\"51\",to=\"backup\"} 1",
+            "mxgate_vrrp_transitions_total{vrid=\"51\",to=\"fault\"} 0",
+            "mxgate_vrrp_priority{vrid=\"51\"} 150",
+            "mxgate_vrrp_rx_dropped_total{reason=\"bad_ttl\"} 1",
+            "# TYPE mxgate_vrrp_transitions_total counter",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -24,8 +24,11 @@ pub struct Status {
     pub listeners: Vec<ListenerStatus>,
     /// Backend pools.
     pub pools: Vec<PoolStatus>,
-    /// VRRP state; `null` while this node has no `[vrrp]`.
-    pub vrrp: Option<()>,
+    /// VRRP: state, since when (`in_state_ms`), effective priority, the
+    /// master's address, tracked objects, counters and the last
+    /// transitions with their reasons; `null` while this node has no
+    /// `[vrrp]`.
+    pub vrrp: Option<mxgate_vrrp::Snapshot>,
     /// Peer sync state; `null` while this node has no `[sync]`.
     pub sync: Option<()>,
 }
@@ -62,7 +65,7 @@ impl AppState {
                     servers: p.servers().iter().map(|s| s.status()).collect(),
                 })
                 .collect(),
-            vrrp: None,
+            vrrp: self.vrrp(),
             sync: None,
         }
     }

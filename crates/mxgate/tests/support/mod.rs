@@ -14,6 +14,7 @@
 
 pub mod gateway;
 pub mod net;
+pub mod netns;
 pub mod postfix;
 pub mod process;
 pub mod tools;
