@@ -1,5 +1,6 @@
 //! VRRP between two `mxgate run` processes (and with keepalived), each in a
-//! network namespace of its own, joined by a bridge in a third:
+//! network namespace of its own, joined by a bridge in a third (the lab of
+//! `support/vrrp_lab.rs`):
 //!
 //! ```text
 //!   ns A: eth0 10.77.0.1/24 ──veth── pa ┐
@@ -19,197 +20,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::netns::{skip_unless_netns, Netns};
+use support::netns::skip_unless_netns;
+use support::vrrp_lab::{
+    assert_vip, curl_missing, mac, wait_neighbour, wait_vip, Lab, MxBox, DEV, START, TAKEOVER, VIP,
+};
 use support::{mxgate_bin, poll, temp_dir, tool_in_path, Proc};
-
-const VIP: &str = "10.77.0.100";
-const DEV: &str = "eth0";
-/// Generous bound for a takeover that should take well under a second.
-const TAKEOVER: Duration = Duration::from_secs(3);
-const START: Duration = Duration::from_secs(15);
-
-/// The switch namespace and the two boxes' namespaces.
-struct Lab {
-    a: Netns,
-    b: Netns,
-    // Declared last: deleted after the boxes' namespaces.
-    _sw: Netns,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let sw = Netns::new("sw");
-        sw.ip_ok(&["link", "add", "br0", "type", "bridge"]);
-        sw.ip_ok(&["link", "set", "br0", "up"]);
-        let a = Netns::new("a");
-        let b = Netns::new("b");
-        for (ns, port, addr) in [(&a, "pa", "10.77.0.1/24"), (&b, "pb", "10.77.0.2/24")] {
-            super_ip(&[
-                "link",
-                "add",
-                DEV,
-                "netns",
-                ns.name(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                port,
-                "netns",
-                sw.name(),
-            ]);
-            sw.ip_ok(&["link", "set", port, "master", "br0"]);
-            sw.ip_ok(&["link", "set", port, "up"]);
-            ns.ip_ok(&["addr", "add", addr, "dev", DEV]);
-            ns.ip_ok(&["link", "set", DEV, "up"]);
-            // Learn neighbours from gratuitous ARP, so the tests can see it.
-            let sysctl = format!("echo 1 > /proc/sys/net/ipv4/conf/{DEV}/arp_accept");
-            let out = ns.command("sh", &["-c", &sysctl]).output().unwrap();
-            assert!(out.status.success(), "{}", support::output_text(&out));
-        }
-        Lab { a, b, _sw: sw }
-    }
-}
-
-/// `ip ARGS` in the test's own namespace (only to create veth pairs whose
-/// both ends are put straight into the lab's namespaces).
-fn super_ip(args: &[&str]) {
-    let out = support::netns::ip(args);
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        support::output_text(&out)
-    );
-}
-
-/// One box: a sink and `mxgate run` inside namespace `ns`.
-struct MxBox {
-    run: Proc,
-    sink: Proc,
-    ns: String,
-    _dir: tempfile::TempDir,
-}
-
-impl MxBox {
-    /// Starts a box with `priority` and more `[vrrp]` lines, and waits
-    /// until its VRRP driver runs.
-    fn start(ns: &Netns, name: &str, priority: u8, vrrp_extra: &str) -> MxBox {
-        let dir = temp_dir(name);
-        let node = format!(
-            "name = \"{name}\"\ndata_dir = \"{data}\"\nshutdown_grace_ms = 2000\nlog = \"info\"\n\
-             [metrics]\nlisten = \"127.0.0.1:9100\"\n[web]\nlisten = \"127.0.0.1:9101\"\n\
-             [vrrp]\ninterface = \"{DEV}\"\nvrid = 51\npriority = {priority}\n\
-             advert_interval_ms = 100\nvirtual_ips = [\"{VIP}/24\"]\n{vrrp_extra}\n",
-            data = dir.path().join("data").display()
-        );
-        let policy = "[[pool]]\nname = \"mta\"\n\
-                      check = { interval_ms = 300, timeout_ms = 1000, fall = 1, rise = 1 }\n\
-                      [[pool.server]]\nname = \"sink\"\naddress = \"127.0.0.1:2525\"\n\
-                      [[listener]]\nname = \"mx\"\nbind = \"0.0.0.0:2500\"\npool = \"mta\"\n";
-        std::fs::write(dir.path().join("node.toml"), node).unwrap();
-        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
-        let sink = Proc::spawn(
-            &format!("{name}-sink"),
-            ns.command(mxgate_bin(), &["sink", "--listen", "127.0.0.1:2525"]),
-        );
-        let node_path = dir.path().join("node.toml");
-        let policy_path = dir.path().join("policy.toml");
-        let mut cmd = ns.command(
-            mxgate_bin(),
-            &[
-                "run",
-                "--config",
-                node_path.to_str().unwrap(),
-                "--policy",
-                policy_path.to_str().unwrap(),
-            ],
-        );
-        // Plain `key=value` log fields, to look for `to=MASTER`.
-        cmd.env("NO_COLOR", "1");
-        let mut run = Proc::spawn(name, cmd);
-        run.wait_for_line("vrrp: starting", START);
-        MxBox {
-            run,
-            sink,
-            ns: ns.name().to_string(),
-            _dir: dir,
-        }
-    }
-
-    /// `GET path` on the box's API or metrics port, from inside its namespace.
-    fn http(&self, port: u16, path: &str) -> String {
-        let out = std::process::Command::new(tool_in_path("ip").unwrap())
-            .args(["netns", "exec", &self.ns, "curl", "-s", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{port}{path}"))
-            .output()
-            .expect("run curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.http(9101, "/api/v1/status")).unwrap_or_default()
-    }
-
-    fn metrics(&self) -> String {
-        self.http(9100, "/metrics")
-    }
-
-    /// Waits until the log says the box entered `state` (`MASTER`, ...).
-    fn wait_state(&mut self, state: &str, timeout: Duration) {
-        self.run.wait_for_line(&format!("to={state}"), timeout);
-    }
-}
-
-fn curl_missing(test: &str) -> bool {
-    if tool_in_path("curl").is_some() {
-        return false;
-    }
-    support::note_skip(test, "curl");
-    true
-}
-
-/// Waits until `ns` holds the VIP (`true`) or not (`false`); how long it took.
-fn wait_vip(ns: &Netns, held: bool, timeout: Duration) -> Option<Duration> {
-    let t0 = Instant::now();
-    poll(timeout, || {
-        (ns.has_addr(DEV, VIP) == held).then(|| t0.elapsed())
-    })
-}
-
-/// The MAC address of `ns`'s eth0.
-fn mac(ns: &Netns) -> String {
-    let out = ns.ip(&["-o", "link", "show", DEV]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut words = text.split_whitespace();
-    words.find(|w| *w == "link/ether");
-    words.next().unwrap_or_default().to_string()
-}
-
-/// Waits until `ns` maps the VIP to `mac` in its neighbour table, which a
-/// gratuitous ARP from the master does (the lab sets `arp_accept`).
-fn wait_neighbour(ns: &Netns, mac: &str) -> bool {
-    poll(TAKEOVER, || {
-        let out = ns.ip(&["neigh", "show", VIP, "dev", DEV]);
-        String::from_utf8_lossy(&out.stdout)
-            .contains(mac)
-            .then_some(())
-    })
-    .is_some()
-}
-
-fn assert_vip(ns: &Netns, held: bool, what: &str, boxes: &[&MxBox]) {
-    if wait_vip(ns, held, TAKEOVER).is_none() {
-        let logs: Vec<String> = boxes.iter().map(|b| b.run.output()).collect();
-        panic!(
-            "{what}: {} should {}hold {VIP}; it has {:?}\n{}",
-            ns.name(),
-            if held { "" } else { "not " },
-            ns.ipv4_addrs(DEV),
-            logs.join("\n")
-        );
-    }
-}
 
 #[test]
 fn higher_priority_wins_sigterm_hands_over_and_preemption_takes_back() {
@@ -365,7 +180,7 @@ fn tracking_a_dead_pool_and_a_down_link() {
 
     // A's only backend dies: its pool is down, A advertises 150 - 50 = 100,
     // and B (120) preempts it.
-    a.sink.signal("KILL");
+    a.sink.as_mut().unwrap().signal("KILL");
     assert_vip(&lab.b, true, "B preempts A whose pool is down", &[&a, &b]);
     assert_vip(&lab.a, false, "A yields", &[&a, &b]);
     let status = a.status();
@@ -389,11 +204,11 @@ fn tracking_a_dead_pool_and_a_down_link() {
 
     // The link comes back: B starts again as backup; A stays master (100 < 120
     // would let B preempt, so give A its backend back first).
-    a.sink = Proc::spawn(
+    a.sink = Some(Proc::spawn(
         "gw-a-sink2",
         lab.a
             .command(mxgate_bin(), &["sink", "--listen", "127.0.0.1:2525"]),
-    );
+    ));
     let restored = poll(Duration::from_secs(10), || {
         (a.status()["vrrp"]["priority"] == 150).then_some(())
     });

@@ -18,6 +18,7 @@ pub mod netns;
 pub mod postfix;
 pub mod process;
 pub mod tools;
+pub mod vrrp_lab;
 
 pub use net::{
     free_addr, free_port, port_listening, port_open, wait_listening, wait_port, wait_port_closed,
