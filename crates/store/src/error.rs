@@ -62,6 +62,11 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// Peer sync refused a batch or found the change log out of step
+    /// (see [`SyncError`](crate::SyncError)); nothing was applied.
+    #[error(transparent)]
+    Sync(#[from] crate::SyncError),
+
     /// The data directory could not be created or used.
     #[error("store: {path}: {source}")]
     Io {

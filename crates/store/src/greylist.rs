@@ -121,18 +121,23 @@ impl GreylistStore for Rows<'_> {
         if self.failed() {
             return;
         }
-        let r = self.conn.execute(
-            "INSERT INTO greylist_triplets (key, first_seen, last_seen, passed)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (key) DO UPDATE SET first_seen = excluded.first_seen,
-                 last_seen = excluded.last_seen, passed = excluded.passed",
-            params![
-                key.to_string(),
-                to_i64(entry.first_seen),
-                to_i64(entry.last_seen),
-                i64::from(entry.passed)
-            ],
-        );
+        // Cached: preparing compiles the change-log triggers too.
+        let r = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO greylist_triplets (key, first_seen, last_seen, passed)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET first_seen = excluded.first_seen,
+                     last_seen = excluded.last_seen, passed = excluded.passed",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    key.to_string(),
+                    to_i64(entry.first_seen),
+                    to_i64(entry.last_seen),
+                    i64::from(entry.passed)
+                ])
+            });
         self.keep(r);
     }
 
@@ -156,16 +161,20 @@ impl GreylistStore for Rows<'_> {
         if self.failed() {
             return;
         }
-        let r = self.conn.execute(
-            "INSERT INTO greylist_clients (net, passed, last_seen) VALUES (?1, ?2, ?3)
-             ON CONFLICT (net) DO UPDATE SET passed = excluded.passed,
-                 last_seen = excluded.last_seen",
-            params![
-                net.to_string(),
-                i64::from(entry.passed),
-                to_i64(entry.last_seen)
-            ],
-        );
+        let r = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO greylist_clients (net, passed, last_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (net) DO UPDATE SET passed = excluded.passed,
+                     last_seen = excluded.last_seen",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    net.to_string(),
+                    i64::from(entry.passed),
+                    to_i64(entry.last_seen)
+                ])
+            });
         self.keep(r);
     }
 }

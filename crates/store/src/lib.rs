@@ -21,6 +21,11 @@
 //!   [`Store::self_signed_certificate`]), and the greylisting state
 //!   ([`Store::greylist_check`], [`Store::purge_greylist`]), shared filter
 //!   state for peer sync.
+//! - Peer sync, store side: every write to a synced table is logged with a
+//!   hybrid logical clock stamp in the same transaction
+//!   ([`Store::sync_changes_since`]), remote changes merge by last writer
+//!   wins per row ([`Store::apply_remote`]), and per-table digests
+//!   ([`Store::sync_digest`]) drive anti-entropy. See `docs/sync.md`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), mxgate_store::StoreError> {
@@ -41,6 +46,7 @@ mod probe;
 mod rows;
 mod schema;
 mod store;
+mod sync;
 mod temp_allowlist;
 mod tracking;
 
@@ -48,6 +54,11 @@ pub use error::StoreError;
 pub use probe::PROBE_FILE;
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, DB_FILE};
+pub use sync::{
+    is_shared_setting, ApplyReport, Batch, Change, Clock, Hlc, NodeId, Row, SyncError, SystemClock,
+    Value, MAX_BATCH_BYTES, MAX_BATCH_CHANGES, MAX_TOMBSTONES, SKEW_WARN_MS, SYNCED_TABLES,
+    TOMBSTONE_MAX_AGE_MS,
+};
 pub use tracking::{
     RecipientRecord, SessionRecord, TrackQuery, TransactionRecord, TransactionResult,
     DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT,

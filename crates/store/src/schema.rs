@@ -226,9 +226,160 @@ ALTER TABLE track_sessions ADD COLUMN checks TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE track_transactions ADD COLUMN checks TEXT NOT NULL DEFAULT '[]';
 "#;
 
+/// The three change-log triggers of a synced table (see `sync/mod.rs`):
+/// `sync_log` gets the row's key, a fresh HLC stamp from `mxgate_hlc()`,
+/// this node's id and the next log position, in the writing transaction.
+/// An update that changes the key (a rename, an `ON UPDATE CASCADE`) or
+/// moves a setting out of the shared keys leaves a tombstone for the old
+/// key. `mxgate_sync_local()` is 0 while a remote batch is applied, which
+/// writes the remote stamps itself.
+///
+/// Arguments: the table, the SQL condition on `NEW` and on `OLD` for rows
+/// that sync (`1` for all), then the key columns.
+macro_rules! sync_triggers {
+    ($t:literal, $new:expr, $old:expr, $c0:literal $(, $c:literal)*) => {
+        concat!(
+            "CREATE TRIGGER sync_", $t, "_insert AFTER INSERT ON ", $t,
+            " WHEN mxgate_sync_local() AND (", $new, ") BEGIN\n",
+            sync_log_write!($t, "NEW", "0", "1", $c0 $(, $c)*),
+            "END;\n",
+            "CREATE TRIGGER sync_", $t, "_delete AFTER DELETE ON ", $t,
+            " WHEN mxgate_sync_local() AND (", $old, ") BEGIN\n",
+            sync_log_write!($t, "OLD", "1", "1", $c0 $(, $c)*),
+            "END;\n",
+            "CREATE TRIGGER sync_", $t, "_update AFTER UPDATE ON ", $t,
+            " WHEN mxgate_sync_local() BEGIN\n",
+            sync_log_write!($t, "OLD", "1",
+                concat!("(", $old, ") AND (NOT (", $new, ") OR json_array(OLD.", $c0,
+                    $(", OLD.", $c,)* ") IS NOT json_array(NEW.", $c0, $(", NEW.", $c,)* "))"),
+                $c0 $(, $c)*),
+            sync_log_write!($t, "NEW", "0", $new, $c0 $(, $c)*),
+            "END;\n",
+        )
+    };
+}
+
+/// Two trigger statements: take the next stamp and log position when
+/// `$when` holds, and write the log row of `$row`'s key.
+macro_rules! sync_log_write {
+    ($t:literal, $row:literal, $deleted:literal, $when:expr, $c0:literal $(, $c:literal)*) => {
+        concat!(
+            "  UPDATE sync_node SET hlc = mxgate_hlc(hlc), seq = seq + 1 WHERE (", $when, ");\n",
+            "  INSERT INTO sync_log (tbl, pk, hlc, node, deleted, seq)\n",
+            "    SELECT '", $t, "', json_array(", $row, ".", $c0, $(", ", $row, ".", $c,)* "), hlc, node, ",
+            $deleted, ", seq FROM sync_node WHERE (", $when, ")\n",
+            "    ON CONFLICT (tbl, pk) DO UPDATE SET hlc = excluded.hlc, node = excluded.node,\n",
+            "        deleted = excluded.deleted, seq = excluded.seq;\n",
+        )
+    };
+}
+
+/// Logs every existing row of a synced table at migration, all with the
+/// migration's stamp and consecutive log positions.
+macro_rules! sync_backfill {
+    ($t:literal, $new:expr, $c0:literal $(, $c:literal)*) => {
+        concat!(
+            "INSERT INTO sync_log (tbl, pk, hlc, node, deleted, seq)\n",
+            "  SELECT '", $t, "', json_array(NEW.", $c0, $(", NEW.", $c,)* "),\n",
+            "    (SELECT hlc FROM sync_node), (SELECT node FROM sync_node), 0,\n",
+            "    (SELECT seq FROM sync_node) + row_number() OVER (ORDER BY NEW.", $c0, $(", NEW.", $c,)* ")\n",
+            "  FROM ", $t, " AS NEW WHERE ", $new, ";\n",
+            "UPDATE sync_node SET seq = (SELECT coalesce(max(seq), 0) FROM sync_log);\n",
+        )
+    };
+}
+
+/// The shared `settings` keys (see `sync::is_shared_setting`); any other
+/// key is node-local and is not logged.
+macro_rules! shared_setting {
+    ($row:literal) => {
+        concat!(
+            $row,
+            ".key GLOB 'limits.*' OR ",
+            $row,
+            ".key GLOB 'section.*'"
+        )
+    };
+}
+
+/// Version 7: the change log for peer sync (see `sync/mod.rs` and
+/// `docs/sync.md`).
+///
+/// - `sync_node` (one row, node-local): this node's random 63-bit id, the
+///   last HLC stamp issued or seen, the last log position issued. Kept in
+///   the database so that every process writing the store (the service,
+///   `mxgate policy import`) stamps in order under SQLite's write lock.
+/// - `sync_log`: the latest version of every synced row, tombstones
+///   included; `seq` is the local order in which versions were logged.
+/// - `sync_peers` (node-local): how far each peer has acknowledged the log.
+///
+/// Existing rows are logged with the migration's stamp, so they sync.
+const V7: &str = concat!(
+    r#"
+CREATE TABLE sync_node (
+    id   INTEGER NOT NULL PRIMARY KEY CHECK (id = 0),
+    node INTEGER NOT NULL CHECK (node >= 0),
+    hlc  INTEGER NOT NULL CHECK (hlc >= 0),
+    seq  INTEGER NOT NULL CHECK (seq >= 0)
+) STRICT;
+INSERT INTO sync_node (id, node, hlc, seq) VALUES (0, random() & 9223372036854775807, 0, 0);
+
+CREATE TABLE sync_log (
+    tbl     TEXT    NOT NULL,
+    -- json_array of the primary key values
+    pk      TEXT    NOT NULL,
+    hlc     INTEGER NOT NULL,
+    node    INTEGER NOT NULL,
+    deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (tbl, pk)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX sync_log_seq ON sync_log (seq);
+CREATE INDEX sync_log_tombstones ON sync_log (seq) WHERE deleted = 1;
+
+CREATE TABLE sync_peers (
+    node          INTEGER NOT NULL PRIMARY KEY,
+    acked_seq     INTEGER NOT NULL CHECK (acked_seq >= 0),
+    acked_unix_ms INTEGER NOT NULL
+) STRICT;
+
+UPDATE sync_node SET hlc = mxgate_hlc(hlc);
+"#,
+    sync_backfill!("certificates", "1", "name"),
+    sync_backfill!("greylist_clients", "1", "net"),
+    sync_backfill!("greylist_triplets", "1", "key"),
+    sync_backfill!("listeners", "1", "name"),
+    sync_backfill!("lists", "1", "position"),
+    sync_backfill!("pools", "1", "name"),
+    sync_backfill!("rate_limits", "1", "position"),
+    sync_backfill!("relay_domains", "1", "domain"),
+    sync_backfill!("servers", "1", "pool", "name"),
+    sync_backfill!("settings", shared_setting!("NEW"), "key"),
+    sync_backfill!("temp_allowlist", "1", "client"),
+    sync_triggers!("certificates", "1", "1", "name"),
+    sync_triggers!("greylist_clients", "1", "1", "net"),
+    sync_triggers!("greylist_triplets", "1", "1", "key"),
+    sync_triggers!("listeners", "1", "1", "name"),
+    sync_triggers!("lists", "1", "1", "position"),
+    sync_triggers!("pools", "1", "1", "name"),
+    sync_triggers!("rate_limits", "1", "1", "position"),
+    sync_triggers!("relay_domains", "1", "1", "domain"),
+    sync_triggers!("servers", "1", "1", "pool", "name"),
+    sync_triggers!(
+        "settings",
+        shared_setting!("NEW"),
+        shared_setting!("OLD"),
+        "key"
+    ),
+    sync_triggers!("temp_allowlist", "1", "1", "client"),
+);
+
 /// Every migration in order; `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+///
+/// Version 7 calls `mxgate_hlc()`, so migrations run on a connection with
+/// the sync functions registered (`Store::open` does that).
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -7,6 +7,7 @@
 //! another process are noticed by [`Store::refresh`] through
 //! `PRAGMA data_version`, which [`Store::spawn_watcher`] polls.
 
+use crate::sync::{self, Clock, SyncState, SystemClock};
 use crate::{rows, schema, StoreError};
 use mxgate_config::Policy;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -35,6 +36,8 @@ pub struct Store {
     inner: Mutex<Inner>,
     path: PathBuf,
     published: watch::Sender<Arc<Policy>>,
+    /// The HLC's clock and the apply flag read by the sync triggers.
+    sync: Arc<SyncState>,
 }
 
 struct Inner {
@@ -64,6 +67,16 @@ impl Store {
     /// [`StoreError::SchemaTooNew`] when a newer mxgate wrote the database;
     /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_clock(data_dir, Arc::new(SystemClock))
+    }
+
+    /// [`Store::open`] with the physical clock of the change log's hybrid
+    /// logical clock given: tests run two stores with skewed or frozen
+    /// clocks this way.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Store, StoreError> {
         create_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
@@ -77,6 +90,11 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // An `INSERT OR REPLACE` that displaces a row fires its delete
+        // trigger, so the displaced row gets its tombstone.
+        conn.pragma_update(None, "recursive_triggers", true)?;
+        let sync = SyncState::new(clock);
+        sync::register_functions(&conn, &sync)?;
         schema::migrate(&mut conn)?;
 
         let data_version = data_version(&conn)?;
@@ -94,6 +112,7 @@ impl Store {
             inner: Mutex::new(Inner { conn, data_version }),
             path,
             published,
+            sync,
         })
     }
 
@@ -263,8 +282,13 @@ impl Store {
         f(&mut self.lock().conn)
     }
 
+    /// The sync state of the store's connection.
+    pub(crate) fn sync_state(&self) -> &Arc<SyncState> {
+        &self.sync
+    }
+
     /// Publishes `policy` when it differs from the current one.
-    fn publish(&self, policy: Policy) -> bool {
+    pub(crate) fn publish(&self, policy: Policy) -> bool {
         self.published.send_if_modified(|current| {
             if **current == policy {
                 false

@@ -36,11 +36,12 @@ impl Store {
     /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn temp_allowlist_add(&self, client: IpAddr, until_unix_s: i64) -> Result<(), StoreError> {
         self.with_conn(|conn| {
-            conn.execute(
+            // Cached: preparing compiles the change-log triggers too.
+            conn.prepare_cached(
                 "INSERT INTO temp_allowlist (client, until_unix) VALUES (?1, ?2) \
                  ON CONFLICT (client) DO UPDATE SET until_unix = MAX(until_unix, excluded.until_unix)",
-                params![client.to_canonical().to_string(), until_unix_s],
-            )?;
+            )?
+            .execute(params![client.to_canonical().to_string(), until_unix_s])?;
             Ok(())
         })
     }

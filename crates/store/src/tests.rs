@@ -66,8 +66,12 @@ fn open(dir: &Path) -> Store {
     Store::open(dir).expect("store opens")
 }
 
+/// A second connection, as another mxgate process has it: with the sync
+/// functions registered (without them a synced table cannot be written).
 fn raw_conn(dir: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join(DB_FILE)).expect("raw connection")
+    let conn = rusqlite::Connection::open(dir.join(DB_FILE)).expect("raw connection");
+    crate::sync::register_with_system_clock(&conn).expect("sync functions");
+    conn
 }
 
 #[test]
