@@ -28,6 +28,65 @@ pub struct NodeConfig {
     pub dns_servers: Vec<SocketAddr>,
     /// `[vrrp]`: VRRP failover; `None` = no failover.
     pub vrrp: Option<VrrpSettings>,
+    /// `[sync]`: peer sync; `None` = a single box.
+    pub sync: Option<SyncSettings>,
+}
+
+/// `[sync]` of the node file, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Where to accept the peer's connections.
+    pub listen: Option<SocketAddr>,
+    /// Where to dial the peer.
+    pub peer: Option<SocketAddr>,
+    /// SHA-256 of the peer's SubjectPublicKeyInfo; `None` until the boxes
+    /// are paired (then every peer is refused).
+    pub peer_key: Option<[u8; 32]>,
+}
+
+fn validate_sync(errors: &mut Errors, raw: &crate::raw::SyncSection) -> Option<SyncSettings> {
+    let listen = raw
+        .listen
+        .as_ref()
+        .and_then(|a| crate::validate::parse_addr(errors, "sync.listen", a));
+    let peer = raw
+        .peer
+        .as_ref()
+        .and_then(|a| crate::validate::parse_addr(errors, "sync.peer", a));
+    if raw.listen.is_none() && raw.peer.is_none() {
+        errors.push("sync", "needs listen, peer or both");
+    }
+    let peer_key = match &raw.peer_key {
+        None => None,
+        Some(text) => parse_pin(text).or_else(|| {
+            errors.push(
+                "sync.peer_key",
+                format!(
+                    "{text:?} is not a key pin: 64 hex digits (SHA-256), as `mxgate cluster pin` \
+                     prints it"
+                ),
+            );
+            None
+        }),
+    };
+    Some(SyncSettings {
+        listen,
+        peer,
+        peer_key,
+    })
+}
+
+/// 64 hex digits (`:` separators allowed) to 32 bytes.
+fn parse_pin(text: &str) -> Option<[u8; 32]> {
+    let digits: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 impl NodeConfig {
@@ -99,6 +158,10 @@ impl NodeConfig {
             .vrrp
             .as_ref()
             .map(|v| crate::node_vrrp::validate(&mut errors, v));
+        let sync = raw
+            .sync
+            .as_ref()
+            .and_then(|s| validate_sync(&mut errors, s));
         errors.into_result(NodeConfig {
             name: raw.name,
             data_dir: raw.data_dir,
@@ -109,6 +172,7 @@ impl NodeConfig {
             metrics_listen,
             dns_servers,
             vrrp,
+            sync,
         })
     }
 }
@@ -146,6 +210,29 @@ mod tests {
         .unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["dns.servers[1]"]);
+    }
+
+    #[test]
+    fn sync_needs_an_address_and_a_valid_pin_if_given() {
+        let head = "name = \"a\"\ndata_dir = \"/d\"\n[sync]\n";
+        let pin = "ab".repeat(32);
+        let n = NodeConfig::parse(&format!(
+            "{head}listen = \"127.0.0.1:4747\"\npeer = \"127.0.0.1:4748\"\npeer_key = \"{pin}\"\n"
+        ))
+        .unwrap();
+        let s = n.sync.unwrap();
+        assert_eq!(s.listen, Some("127.0.0.1:4747".parse().unwrap()));
+        assert_eq!(s.peer_key, Some([0xab; 32]));
+        let err =
+            NodeConfig::parse(&format!("{head}peer = \"x\"\npeer_key = \"12\"\n")).unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["sync.peer", "sync.peer_key"]);
+        let err = NodeConfig::parse(head).unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["sync"]);
+        // Not paired yet: accepted, every peer will be refused.
+        let n = NodeConfig::parse(&format!("{head}listen = \"127.0.0.1:4747\"\n")).unwrap();
+        assert_eq!(n.sync.unwrap().peer_key, None);
     }
 
     #[test]

@@ -35,6 +35,21 @@ pub struct NodeFile {
     pub dns: Option<DnsNodeSection>,
     /// VRRP failover; absent = no failover.
     pub vrrp: Option<VrrpSection>,
+    /// Peer sync; absent = a single box.
+    pub sync: Option<SyncSection>,
+}
+
+/// `[sync]` of the node file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSection {
+    /// `IP:port` to accept the peer's sync connections on.
+    pub listen: Option<String>,
+    /// `IP:port` of the peer's `[sync] listen`.
+    pub peer: Option<String>,
+    /// The peer's key pin: SHA-256 of its public key, 64 hex digits, as
+    /// `mxgate cluster pin` prints it on the peer.
+    pub peer_key: Option<String>,
 }
 
 /// `[vrrp]` of the node file. Numbers are read wide (`i64`) so that an out

@@ -99,6 +99,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
         metrics_listen: Some(args.metrics),
         dns_servers: Vec::new(),
         vrrp: None,
+        sync: None,
     };
     let store = open_store(&node.data_dir)?;
     store

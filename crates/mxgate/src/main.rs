@@ -2,6 +2,7 @@
 //! each command is a module.
 
 mod allowlist;
+mod cluster;
 mod demo;
 mod greylisting;
 mod logging;
@@ -51,6 +52,9 @@ enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
+    /// Peer sync identity: print this box's key pin for the peer's `[sync] peer_key`.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Export or import the shared policy of a store.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             policy_cmd::check_config(&config, policy.as_deref())
         }
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Cluster(cmd) => cluster::run(cmd),
         Command::Sink {
             listen,
             maildir,

@@ -124,6 +124,9 @@ impl Service {
         let api_addr = serve(node.web_listen, mxgate_web::api_router(app.clone()));
         let metrics_addr = metrics_addr.transpose()?;
         let api_addr = api_addr.transpose()?;
+        if let Some(settings) = &node.sync {
+            start_sync(node, settings, &store, &app, &mut aux, &stop_aux).await?;
+        }
         let vrrp = match &node.vrrp {
             Some(settings) => {
                 Some(crate::vrrp::start(settings, &pools, &gateway, &store, &app).await?)
@@ -251,6 +254,47 @@ fn resolver(node: &NodeConfig) -> Option<Arc<mxgate_dns::Resolver>> {
         }
     }
 }
+
+/// Starts peer sync (`[sync]`): loads or creates this node's sync key,
+/// binds `listen`, dials `peer`, and shows it in status and metrics.
+async fn start_sync(
+    node: &NodeConfig,
+    settings: &mxgate_config::node::SyncSettings,
+    store: &Arc<Store>,
+    app: &AppState,
+    aux: &mut tokio::task::JoinSet<()>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    if settings.peer_key.is_none() {
+        tracing::warn!(
+            "[sync] has no peer_key: every peer is refused until the boxes are paired \
+             (`mxgate cluster pin` on each box, its output as peer_key on the other)"
+        );
+    }
+    let identity = mxgate_sync::Identity::load_or_create(&node.data_dir)
+        .map_err(anyhow::Error::msg)
+        .context("cannot load or create the sync key")?;
+    let opts = mxgate_sync::Options {
+        name: node.name.clone(),
+        listen: settings.listen,
+        peer: settings.peer,
+        peer_pin: mxgate_sync::Pin(settings.peer_key.unwrap_or(UNPAIRED)),
+        timing: mxgate_sync::Timing::default(),
+    };
+    let (shared, mut tasks) = mxgate_sync::start(Arc::clone(store), &identity, opts, stop.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let peer = settings
+        .peer
+        .map_or_else(|| "inbound".to_string(), |p| p.to_string());
+    app.set_sync(&peer, shared);
+    aux.spawn(async move { while tasks.join_next().await.is_some() {} });
+    Ok(())
+}
+
+/// The pin used before pairing: no key hashes to 32 zero octets (that
+/// would need a SHA-256 preimage), so it matches no peer.
+const UNPAIRED: [u8; 32] = [0; 32];
 
 /// Binds `addr` and serves `router` on it until `stop`.
 fn spawn_http(

@@ -37,6 +37,9 @@ struct Inner {
     store: Arc<Store>,
     /// The running virtual router, once `[vrrp]` started one.
     vrrp: OnceLock<mxgate_vrrp::Monitor>,
+    /// The peer sync task's state, once `[sync]` started it: the peer's
+    /// configured address and the shared status.
+    sync: OnceLock<(String, Arc<mxgate_sync::Shared>)>,
 }
 
 impl AppState {
@@ -57,8 +60,16 @@ impl AppState {
                 pools,
                 store,
                 vrrp: OnceLock::new(),
+                sync: OnceLock::new(),
             }),
         }
+    }
+
+    /// Shows peer sync with `peer` (its address, the metrics' `peer`
+    /// label) in `/api/v1/status` and `/metrics`. Only the first call
+    /// counts.
+    pub fn set_sync(&self, peer: &str, shared: Arc<mxgate_sync::Shared>) {
+        let _ = self.inner.sync.set((peer.to_string(), shared));
     }
 
     /// Shows this virtual router in `/api/v1/status` and `/metrics`. Only

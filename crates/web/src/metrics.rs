@@ -226,7 +226,52 @@ pub(crate) fn render(state: &AppState) -> String {
     if let Some(vrrp) = state.vrrp() {
         render_vrrp(&mut out, &vrrp);
     }
+    if let Some(sync) = state.sync() {
+        render_sync(&mut out, &sync);
+    }
     out
+}
+
+/// The `mxgate_sync_*` families of a node with `[sync]`.
+fn render_sync(out: &mut String, s: &crate::status::SyncStatus) {
+    let peer = s.peer.as_str();
+    family(
+        out,
+        "mxgate_sync_peer_up",
+        "gauge",
+        "1 while a trusted sync session with the peer is up.",
+        [(vec![("peer", peer)], if s.up { 1.0 } else { 0.0 })],
+    );
+    family(
+        out,
+        "mxgate_sync_pending_changes",
+        "gauge",
+        "Local changes the peer has not acknowledged.",
+        [(vec![("peer", peer)], s.pending as f64)],
+    );
+    family(
+        out,
+        "mxgate_sync_conflicts_total",
+        "counter",
+        "Concurrent edits resolved by last writer wins.",
+        [(vec![], s.conflicts_total as f64)],
+    );
+    family(
+        out,
+        "mxgate_sync_refused_total",
+        "counter",
+        "Sync connections refused or closed for a protocol or trust error (unpinned key, bad version, malformed frame).",
+        [(vec![("peer", peer)], s.refused_total as f64)],
+    );
+    if let Some(skew) = s.max_skew_ms {
+        family(
+            out,
+            "mxgate_sync_max_skew_ms",
+            "gauge",
+            "Largest clock skew seen from the peer since start (ms).",
+            [(vec![("peer", peer)], skew as f64)],
+        );
+    }
 }
 
 /// The `mxgate_vrrp_*` families of a node that runs a virtual router.
@@ -288,7 +333,35 @@ fn render_vrrp(out: &mut String, v: &mxgate_vrrp::Snapshot) {
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, render_vrrp};
+    use super::{escape, render_sync, render_vrrp};
+
+    #[test]
+    fn sync_families_follow_the_interface_contract() {
+        let s = crate::status::SyncStatus {
+            peer: "192.0.2.12:4747".into(),
+            peer_name: Some("gw-b".into()),
+            up: true,
+            last_sync_unix_ms: Some(1),
+            lag_ms: Some(2),
+            pending: 3,
+            max_skew_ms: Some(-4),
+            conflicts_total: 5,
+            refused_total: 6,
+            last_error: None,
+        };
+        let mut out = String::new();
+        render_sync(&mut out, &s);
+        for line in [
+            "mxgate_sync_peer_up{peer=\"192.0.2.12:4747\"} 1",
+            "mxgate_sync_pending_changes{peer=\"192.0.2.12:4747\"} 3",
+            "mxgate_sync_conflicts_total 5",
+            "mxgate_sync_refused_total{peer=\"192.0.2.12:4747\"} 6",
+            "mxgate_sync_max_skew_ms{peer=\"192.0.2.12:4747\"} -4",
+            "# TYPE mxgate_sync_conflicts_total counter",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
+        }
+    }
     use mxgate_vrrp::{Monitor, StateName, Status};
     use std::time::Instant;
 

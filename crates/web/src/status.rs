@@ -30,7 +30,32 @@ pub struct Status {
     /// `[vrrp]`.
     pub vrrp: Option<mxgate_vrrp::Snapshot>,
     /// Peer sync state; `null` while this node has no `[sync]`.
-    pub sync: Option<()>,
+    pub sync: Option<SyncStatus>,
+}
+
+/// Peer sync in the status document.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncStatus {
+    /// The peer: its configured address (or `listen` only: "inbound").
+    pub peer: String,
+    /// The peer's name from its Hello, once connected.
+    pub peer_name: Option<String>,
+    /// A trusted session with the peer is up.
+    pub up: bool,
+    /// When a batch from the peer was last applied (Unix ms).
+    pub last_sync_unix_ms: Option<u64>,
+    /// Apply time minus the newest change's time in the last batch (ms).
+    pub lag_ms: Option<u64>,
+    /// Local changes the peer has not acknowledged.
+    pub pending: u64,
+    /// Largest clock skew seen from the peer since start (ms).
+    pub max_skew_ms: Option<i64>,
+    /// Concurrent edits resolved (last writer wins).
+    pub conflicts_total: u64,
+    /// Connections refused or closed for a protocol or trust error.
+    pub refused_total: u64,
+    /// The last refusal.
+    pub last_error: Option<String>,
 }
 
 /// One pool in the status document.
@@ -66,8 +91,28 @@ impl AppState {
                 })
                 .collect(),
             vrrp: self.vrrp(),
-            sync: None,
+            sync: self.sync(),
         }
+    }
+}
+
+impl AppState {
+    /// The peer sync picture now, when `[sync]` runs.
+    pub fn sync(&self) -> Option<SyncStatus> {
+        let (peer, shared) = self.inner.sync.get()?;
+        let s = shared.status();
+        Some(SyncStatus {
+            peer: peer.clone(),
+            peer_name: s.name,
+            up: s.up,
+            last_sync_unix_ms: s.last_sync_unix_ms,
+            lag_ms: s.lag_ms,
+            pending: s.pending,
+            max_skew_ms: self.inner.store.sync_max_skew_ms(),
+            conflicts_total: s.conflicts_total,
+            refused_total: s.refused_total,
+            last_error: s.last_error,
+        })
     }
 }
 

@@ -132,6 +132,24 @@ impl Store {
         })
     }
 
+    /// The log position `peer` has acknowledged (0 when it never did): where
+    /// a reconnecting sender resumes.
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`] when SQLite fails.
+    pub fn sync_peer_acked(&self, peer: NodeId) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            let acked: Option<i64> = conn
+                .query_row(
+                    "SELECT acked_seq FROM sync_peers WHERE node = ?1",
+                    [to_sql(peer.0)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(acked.map_or(0, from_sql))
+        })
+    }
+
     /// Deletes the tombstones every known peer has acknowledged; and,
     /// whatever the peers acknowledged, tombstones older than
     /// [`TOMBSTONE_MAX_AGE_MS`] and the oldest beyond [`MAX_TOMBSTONES`].

@@ -1,0 +1,238 @@
+//! Black-box tests of peer sync: two `mxgate run` processes on loopback,
+//! paired by pinned keys (`mxgate cluster pin`), syncing their stores.
+//!
+//! Both gateways share one policy, so both bind the same SMTP listener
+//! (SO_REUSEPORT); a test that must reach one box in particular stops the
+//! other first.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::gateway::{mxgate_output, smtp_policy, Gateway, Sink, SmtpClient};
+use support::{free_addr, poll};
+
+const WAIT: Duration = Duration::from_secs(15);
+const NO_PIN: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+struct Pair {
+    a: Gateway,
+    b: Gateway,
+    a_sync: SocketAddr,
+    b_sync: SocketAddr,
+}
+
+fn sync_section(listen: SocketAddr, peer: SocketAddr, pin: &str) -> String {
+    format!("[sync]\nlisten = \"{listen}\"\npeer = \"{peer}\"\npeer_key = \"{pin}\"\n")
+}
+
+fn pin_of(gw: &Gateway) -> String {
+    let (code, out) = mxgate_output(&[
+        "cluster",
+        "pin",
+        "--config",
+        gw.node_file().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no pin in {out}"))
+        .to_string()
+}
+
+fn set_pin(gw: &Gateway, pin: &str) {
+    let text = std::fs::read_to_string(gw.node_file()).unwrap();
+    assert!(text.contains(NO_PIN));
+    std::fs::write(gw.node_file(), text.replace(NO_PIN, pin)).unwrap();
+}
+
+fn peer_up(peer: SocketAddr) -> String {
+    format!("mxgate_sync_peer_up{{peer=\"{peer}\"}}")
+}
+
+fn refused(gw: &Gateway, peer: SocketAddr) -> f64 {
+    gw.metric(&format!("mxgate_sync_refused_total{{peer=\"{peer}\"}}"))
+        .unwrap_or(0.0)
+}
+
+/// Two gateways that first do not know each other's key (and refuse each
+/// other: checked), then are paired with `mxgate cluster pin` and
+/// restarted.
+fn pair(policy: &str) -> Pair {
+    let (a_sync, b_sync) = (free_addr(), free_addr());
+    let mut a =
+        Gateway::start_with_node_extra("gw-a", policy, &sync_section(a_sync, b_sync, NO_PIN));
+    let mut b =
+        Gateway::start_with_node_extra("gw-b", policy, &sync_section(b_sync, a_sync, NO_PIN));
+    // Unpinned keys: refused on both sides, never up.
+    let both_refused = poll(WAIT, || {
+        (refused(&a, b_sync) > 0.0 && refused(&b, a_sync) > 0.0).then_some(())
+    });
+    assert!(
+        both_refused.is_some(),
+        "A:\n{}\nB:\n{}",
+        a.metrics_text(),
+        b.metrics_text()
+    );
+    assert_eq!(a.metric(&peer_up(b_sync)), Some(0.0));
+    assert_eq!(b.metric(&peer_up(a_sync)), Some(0.0));
+    assert!(
+        a.status().contains("not the pinned key") || b.status().contains("not the pinned key"),
+        "{}\n{}",
+        a.status(),
+        b.status()
+    );
+    // Pair: each box pins the other's key.
+    let (pin_a, pin_b) = (pin_of(&a), pin_of(&b));
+    set_pin(&a, &pin_b);
+    set_pin(&b, &pin_a);
+    a.restart();
+    b.restart();
+    a.wait_metric(&peer_up(b_sync), 1.0, WAIT);
+    b.wait_metric(&peer_up(a_sync), 1.0, WAIT);
+    Pair {
+        a,
+        b,
+        a_sync,
+        b_sync,
+    }
+}
+
+fn export(gw: &Gateway) -> String {
+    let (code, out) = mxgate_output(&[
+        "policy",
+        "export",
+        "--data",
+        gw.data_dir().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    out
+}
+
+fn import(gw: &Gateway, policy: &str) {
+    let out = gw.import_policy(policy);
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn wait_same(p: &Pair, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let same = poll(WAIT, || {
+        let (ea, eb) = (export(&p.a), export(&p.b));
+        (ea == eb && check(&ea)).then_some(ea)
+    });
+    same.unwrap_or_else(|| {
+        panic!(
+            "{what}: not converged\nA:\n{}\nB:\n{}\nA log:\n{}\nB log:\n{}",
+            export(&p.a),
+            export(&p.b),
+            p.a.proc.output(),
+            p.b.proc.output()
+        )
+    })
+}
+
+fn with_domains(policy: &str, domains: &str) -> String {
+    policy.replace(
+        "domains = [\"example.test\"]",
+        &format!("domains = [\"example.test\", {domains}]"),
+    )
+}
+
+#[test]
+fn imports_on_either_box_reach_the_other_and_concurrent_imports_converge() {
+    let sink = Sink::start("sink", false);
+    let policy = smtp_policy(free_addr(), sink.addr, "");
+    let mut p = pair(&policy);
+    wait_same(&p, "start", |_| true);
+
+    import(&p.a, &with_domains(&policy, "\"from-a.test\""));
+    wait_same(&p, "A's import on B", |e| e.contains("from-a.test"));
+    import(&p.b, &with_domains(&policy, "\"from-b.test\""));
+    wait_same(&p, "B's import on A", |e| {
+        e.contains("from-b.test") && !e.contains("from-a.test")
+    });
+
+    // Concurrent imports of different policies: both end identical.
+    let (pa, pb) = (
+        with_domains(&policy, "\"c1.test\", \"c2.test\""),
+        with_domains(&policy, "\"c3.test\""),
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| import(&p.a, &pa));
+        s.spawn(|| import(&p.b, &pb));
+    });
+    wait_same(&p, "concurrent imports", |_| true);
+
+    // Partition: B stops; both are edited (B's edit is the policy file it
+    // imports when it starts again, after A's edit); B comes back.
+    p.b.proc.stop();
+    import(&p.a, &with_domains(&policy, "\"while-b-down.test\""));
+    std::fs::write(
+        p.b.dir.path().join("policy.toml"),
+        with_domains(&policy, "\"b-restart.test\""),
+    )
+    .unwrap();
+    p.b.restart();
+    let merged = wait_same(&p, "after the partition", |e| e.contains("b-restart.test"));
+    // Per-row merge (docs/sync.md, limits): B's import deleted only the
+    // rows B knew, so A's row added during the partition stays, on both.
+    assert!(merged.contains("while-b-down.test"), "{merged}");
+    let status = p.a.status();
+    assert!(status.contains("\"sync\":{"), "{status}");
+    assert!(status.contains("\"up\":true"), "{status}");
+    assert!(status.contains("\"last_sync_unix_ms\":"), "{status}");
+}
+
+#[test]
+fn a_sender_greylisted_on_a_is_accepted_through_b_after_the_delay() {
+    let sink = Sink::start("sink", false);
+    let bind = free_addr();
+    let policy = format!(
+        "{}[greylist]\nenabled = true\ndelay_s = 2\n",
+        smtp_policy(bind, sink.addr, "")
+    );
+    let mut p = pair(&policy);
+    let backend_up = "mxgate_backend_up{pool=\"mta\",server=\"mta1\"}";
+    p.a.wait_metric(backend_up, 1.0, WAIT);
+    // Only A listens: the first attempt is A's.
+    p.b.proc.stop();
+    let mut c = SmtpClient::connect(bind).unwrap();
+    assert!(c.reply().unwrap().starts_with("220"));
+    assert!(c.command("EHLO client.test").unwrap().starts_with("250"));
+    assert!(c
+        .command("MAIL FROM:<alice@client.test>")
+        .unwrap()
+        .starts_with("250"));
+    let r = c.command("RCPT TO:<bob@example.test>").unwrap();
+    assert!(r.starts_with("451 4.7.1"), "{r}");
+    c.command("QUIT").unwrap();
+    let deferred_at = std::time::Instant::now();
+    // B comes back and receives the triplet; then only B listens.
+    p.b.restart();
+    p.b.wait_metric(backend_up, 1.0, WAIT);
+    p.a.wait_metric(&peer_up(p.b_sync), 1.0, WAIT);
+    p.b.wait_metric(&peer_up(p.a_sync), 1.0, WAIT);
+    p.a.wait_metric(
+        &format!("mxgate_sync_pending_changes{{peer=\"{}\"}}", p.b_sync),
+        0.0,
+        WAIT,
+    );
+    p.a.proc.stop();
+    if let Some(left) = Duration::from_millis(2_500).checked_sub(deferred_at.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let mut c = SmtpClient::connect(bind).unwrap();
+    assert!(c.reply().unwrap().starts_with("220"));
+    assert!(c.command("EHLO client.test").unwrap().starts_with("250"));
+    assert!(c
+        .command("MAIL FROM:<alice@client.test>")
+        .unwrap()
+        .starts_with("250"));
+    let r = c.command("RCPT TO:<bob@example.test>").unwrap();
+    assert!(
+        r.starts_with("250"),
+        "retry through B after the delay: {r}\n{}",
+        p.b.proc.output()
+    );
+    c.command("QUIT").unwrap();
+}

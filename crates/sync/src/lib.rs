@@ -1,0 +1,238 @@
+//! Peer sync, network side: the protocol that ships the store's change log
+//! between the two boxes of a pair (see `docs/sync.md`).
+//!
+//! - [`frame`]: length-prefixed postcard frames, at most 16 MiB, with a
+//!   protocol version in the Hello.
+//! - [`tls`]: mutual TLS 1.3; each node's key pair is generated on first
+//!   start in the data dir and the peer is trusted only by a pinned SHA-256
+//!   of its SubjectPublicKeyInfo.
+//! - [`session`]: push, acknowledge, resend after reconnect, anti-entropy.
+//! - [`run`]: the task the service starts: accept on `listen`, dial `peer`
+//!   with backoff, one connection per peer.
+
+pub mod frame;
+pub mod session;
+pub mod tls;
+
+pub use session::{PeerStatus, Shared, Timing};
+pub use tls::{Identity, Pin};
+
+use mxgate_store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Most time for TCP connect plus the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First reconnect delay; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
+/// How often acknowledged tombstones are collected.
+const COLLECT_EVERY: Duration = Duration::from_secs(60);
+
+/// The `[sync]` settings of a node, resolved.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// This node's name (node file `name`).
+    pub name: String,
+    /// Where to accept the peer's connections.
+    pub listen: Option<SocketAddr>,
+    /// Where to dial the peer.
+    pub peer: Option<SocketAddr>,
+    /// The peer's key pin.
+    pub peer_pin: Pin,
+    /// Timing of the sessions.
+    pub timing: Timing,
+}
+
+/// Starts sync: binds `listen` (so a bind error is reported here), then
+/// runs the accept and dial loops until `stop`. Returns the shared status.
+///
+/// # Errors
+/// A message when the listen address cannot be bound or the TLS
+/// configuration is refused.
+pub async fn start(
+    store: Arc<Store>,
+    identity: &Identity,
+    opts: Options,
+    stop: CancellationToken,
+) -> Result<(Arc<Shared>, tokio::task::JoinSet<()>), String> {
+    let shared = Arc::new(Shared::default());
+    let ctx = session::Context {
+        store,
+        name: opts.name.clone(),
+        timing: opts.timing.clone(),
+        shared: Arc::clone(&shared),
+        stop: stop.clone(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listen) = opts.listen {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("[sync] listen {listen}: {e}"))?;
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(tls::server_config(identity, opts.peer_pin)?);
+        tasks.spawn(accept_loop(listener, acceptor, ctx.clone()));
+    }
+    if let Some(peer) = opts.peer {
+        let connector =
+            tokio_rustls::TlsConnector::from(tls::client_config(identity, opts.peer_pin)?);
+        tasks.spawn(dial_loop(peer, connector, ctx.clone()));
+    }
+    tasks.spawn(housekeeping(ctx.clone()));
+    info!(pin = %identity.pin, "sync started");
+    Ok((shared, tasks))
+}
+
+/// While no session runs, keeps the peer's pending count current (a
+/// session updates it itself); every [`COLLECT_EVERY`], collects the
+/// tombstones every peer acknowledged (and those past the store's bounds).
+async fn housekeeping(ctx: session::Context) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_collect = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = ctx.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let peer = ctx.shared.status().node;
+        let collect = last_collect.elapsed() >= COLLECT_EVERY;
+        if collect {
+            last_collect = tokio::time::Instant::now();
+        }
+        let connected = ctx.shared.connected();
+        let store = Arc::clone(&ctx.store);
+        let result = tokio::task::spawn_blocking(move || {
+            let pending = match peer {
+                Some(p) if !connected => Some(store.sync_pending(p)?),
+                _ => None,
+            };
+            if collect {
+                let n = store.collect_tombstones()?;
+                if n > 0 {
+                    debug!(collected = n, "sync tombstones collected");
+                }
+            }
+            Ok::<_, mxgate_store::StoreError>(pending)
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(pending))) => ctx.shared.update(|s| s.pending = pending),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => warn!("sync housekeeping: {e}"),
+            Err(e) => warn!("sync housekeeping: {e}"),
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    ctx: session::Context,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = ctx.stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, from) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("sync accept: {e}");
+                tokio::time::sleep(MIN_BACKOFF).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    let reason = format!("sync peer {from} refused: TLS: {e}");
+                    warn!("{reason}");
+                    ctx.shared.refused(&reason);
+                    return;
+                }
+                Err(_) => {
+                    debug!("sync peer {from}: TLS handshake timed out");
+                    return;
+                }
+            };
+            if let Err(e) = session::session(tls, &ctx, false).await {
+                debug!("sync session from {from} ended: {e}");
+            }
+        });
+    }
+}
+
+async fn dial_loop(peer: SocketAddr, connector: tokio_rustls::TlsConnector, ctx: session::Context) {
+    let mut backoff = MIN_BACKOFF;
+    let name = rustls::pki_types::ServerName::try_from(tls::SERVER_NAME).expect("static name");
+    loop {
+        if ctx.stop.is_cancelled() {
+            return;
+        }
+        if ctx.shared.connected() {
+            // The peer's own connection is up; dial again when it ends.
+            backoff = MIN_BACKOFF;
+            tokio::select! {
+                () = ctx.stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+            }
+        }
+        let attempt = async {
+            let tcp = TcpStream::connect(peer)
+                .await
+                .map_err(|e| (false, e.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            connector
+                .connect(name.clone(), tcp)
+                .await
+                .map_err(|e| (true, format!("TLS: {e}")))
+        };
+        let result = tokio::select! {
+            () = ctx.stop.cancelled() => return,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt) => r,
+        };
+        match result {
+            Ok(Ok(tls)) => match session::session(tls, &ctx, true).await {
+                Ok(()) | Err(session::SessionError::Stopped) => backoff = MIN_BACKOFF,
+                Err(e) => {
+                    debug!("sync session to {peer} ended: {e}");
+                    if !matches!(
+                        e,
+                        session::SessionError::Closed | session::SessionError::Duplicate
+                    ) {
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            },
+            Ok(Err((tls_error, e))) => {
+                if tls_error {
+                    let reason = format!("sync peer {peer} refused: {e}");
+                    warn!("{reason}");
+                    ctx.shared.refused(&reason);
+                } else {
+                    debug!("sync peer {peer}: {e}");
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(_) => backoff = (backoff * 2).min(MAX_BACKOFF),
+        }
+        tokio::select! {
+            () = ctx.stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+    }
+}
+
+/// The data dir path of the node's sync identity files (for docs/CLI).
+pub fn identity_files(data_dir: &std::path::Path) -> [PathBuf; 2] {
+    [data_dir.join(tls::KEY_FILE), data_dir.join(tls::CERT_FILE)]
+}
