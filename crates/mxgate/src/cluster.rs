@@ -1,9 +1,15 @@
 //! `mxgate cluster`: the sync identity of this box.
 //!
-//! Pairing is by pinned keys: `mxgate cluster pin --config NODE.toml`
-//! prints this box's key pin (creating its sync key pair in the data dir on
-//! first use); that pin goes into the other box's node file as
-//! `[sync] peer_key`, and the other box's pin into this one's.
+//! Pairing is by pinned keys. With a one-time code: `mxgate cluster pair
+//! --data DIR` on box A prints a code (valid 15 minutes, one use);
+//! `mxgate cluster join --data DIR --peer HOST:PORT CODE` on box B
+//! connects to A's running sync listener, proves the code, and each box
+//! stores the other's pin in its data dir (`sync_peer_pin`); the running
+//! services pick it up at their next connection (see
+//! `mxgate_sync::pairing`). By hand: `mxgate cluster pin --config
+//! NODE.toml` prints this box's key pin (creating its sync key pair in the
+//! data dir on first use); that pin goes into the other box's node file as
+//! `[sync] peer_key` (which wins over a pin stored by pairing).
 
 use crate::Failure;
 use anyhow::Context;
@@ -21,6 +27,30 @@ pub(crate) enum ClusterCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// On box A: print a one-time pairing code (valid 15 minutes, one use)
+    /// for `cluster join` on the other box.
+    Pair {
+        /// This box's data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// On box B: pair with box A's running sync listener using A's code;
+    /// both boxes then trust each other's key.
+    Join {
+        /// This box's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Box A's `[sync] listen` address (HOST:PORT).
+        #[arg(long)]
+        peer: String,
+        /// The code printed by `mxgate cluster pair` on box A.
+        code: String,
+    },
+}
+
+fn create_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
 }
 
 /// Runs a cluster command.
@@ -38,6 +68,36 @@ pub(crate) fn run(cmd: ClusterCommand) -> Result<(), Failure> {
                 .map_err(anyhow::Error::msg)
                 .context("cannot load or create the sync key")?;
             println!("{}", identity.pin);
+            Ok(())
+        }
+        ClusterCommand::Pair { data } => {
+            create_dir(&data)?;
+            let code = mxgate_sync::pairing::create(&data, mxgate_sync::pairing::now_unix())
+                .map_err(anyhow::Error::msg)
+                .context("cannot create the pairing")?;
+            println!("{code}");
+            eprintln!(
+                "pairing code printed above: valid 15 minutes, for one box; on the other box run\n  \
+                 mxgate cluster join --data DIR --peer THIS_BOX_SYNC_ADDRESS CODE\n\
+                 while `mxgate run` with [sync] listen runs here"
+            );
+            Ok(())
+        }
+        ClusterCommand::Join { data, peer, code } => {
+            create_dir(&data)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let pin = runtime
+                .block_on(mxgate_sync::pairing::join(&data, &peer, &code))
+                .map_err(anyhow::Error::msg)
+                .context("pairing failed; nothing was stored")?;
+            println!("paired with {peer} (key {pin})");
+            eprintln!(
+                "nothing else to do: with [sync] peer set in both node files, the running \
+                 services connect by themselves"
+            );
             Ok(())
         }
     }

@@ -265,10 +265,16 @@ async fn start_sync(
     aux: &mut tokio::task::JoinSet<()>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    if settings.peer_key.is_none() {
+    if settings.peer_key.is_none()
+        && !matches!(
+            mxgate_sync::pairing::stored_pin(&node.data_dir),
+            Ok(Some(_))
+        )
+    {
         tracing::warn!(
-            "[sync] has no peer_key: every peer is refused until the boxes are paired \
-             (`mxgate cluster pin` on each box, its output as peer_key on the other)"
+            "[sync] has no peer_key and no pairing was done: every peer is refused until \
+             the boxes are paired (`mxgate cluster pair` on this box, `mxgate cluster join` \
+             on the other; or `mxgate cluster pin` on each, as peer_key on the other)"
         );
     }
     let identity = mxgate_sync::Identity::load_or_create(&node.data_dir)
@@ -278,12 +284,22 @@ async fn start_sync(
         name: node.name.clone(),
         listen: settings.listen,
         peer: settings.peer,
-        peer_pin: mxgate_sync::Pin(settings.peer_key.unwrap_or(UNPAIRED)),
+        // The node file's key wins; without it the pin stored by pairing
+        // (re-read on each connection, so a pairing needs no restart).
+        peer_pin: settings
+            .peer_key
+            .map_or(mxgate_sync::Pin::UNPAIRED, mxgate_sync::Pin),
         timing: mxgate_sync::Timing::default(),
     };
-    let (shared, mut tasks) = mxgate_sync::start(Arc::clone(store), &identity, opts, stop.clone())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (shared, mut tasks) = mxgate_sync::start_with_pairing(
+        Arc::clone(store),
+        &identity,
+        opts,
+        Some(node.data_dir.clone()),
+        stop.clone(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     let peer = settings
         .peer
         .map_or_else(|| "inbound".to_string(), |p| p.to_string());
@@ -291,10 +307,6 @@ async fn start_sync(
     aux.spawn(async move { while tasks.join_next().await.is_some() {} });
     Ok(())
 }
-
-/// The pin used before pairing: no key hashes to 32 zero octets (that
-/// would need a SHA-256 preimage), so it matches no peer.
-const UNPAIRED: [u8; 32] = [0; 32];
 
 /// Binds `addr` and serves `router` on it until `stop`.
 fn spawn_http(

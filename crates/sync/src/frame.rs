@@ -70,6 +70,18 @@ pub enum Frame {
         /// What is wrong, for the peer's log.
         text: String,
     },
+    /// Pairing (`mxgate cluster join`): the only frame of a pairing
+    /// connection, sent by the joining box instead of a Hello. Added after
+    /// version 1 shipped as a new last variant: every earlier frame
+    /// encodes as before, and an older box answers it with "expected a
+    /// Hello frame first".
+    Pair {
+        /// HMAC-SHA256(secret of the code, server pin ‖ client pin).
+        proof: [u8; 32],
+    },
+    /// The pairing is accepted: the server stored the client's pin and
+    /// closes the connection.
+    PairOk,
 }
 
 /// Why a frame could not be read or decoded.
@@ -241,6 +253,8 @@ mod tests {
                 table: "pools".into(),
             },
             Frame::Error { text: "no".into() },
+            Frame::Pair { proof: [3u8; 32] },
+            Frame::PairOk,
         ]
     }
 

@@ -6,16 +6,18 @@
 //! - [`tls`]: mutual TLS 1.3; each node's key pair is generated on first
 //!   start in the data dir and the peer is trusted only by a pinned SHA-256
 //!   of its SubjectPublicKeyInfo.
+//! - [`pairing`]: the one-time pairing code (`cluster pair` / `join`).
 //! - [`session`]: push, acknowledge, resend after reconnect, anti-entropy.
 //! - [`run`]: the task the service starts: accept on `listen`, dial `peer`
 //!   with backoff, one connection per peer.
 
 pub mod frame;
+pub mod pairing;
 pub mod session;
 pub mod tls;
 
 pub use session::{PeerStatus, Shared, Timing};
-pub use tls::{Identity, Pin};
+pub use tls::{Identity, Pin, Trust};
 
 use mxgate_store::Store;
 use std::net::SocketAddr;
@@ -44,7 +46,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// Where to dial the peer.
     pub peer: Option<SocketAddr>,
-    /// The peer's key pin.
+    /// The peer's key pin; [`Pin::UNPAIRED`] when the node file has none
+    /// (then, with [`start_with_pairing`], the pin stored by pairing).
     pub peer_pin: Pin,
     /// Timing of the sessions.
     pub timing: Timing,
@@ -62,6 +65,29 @@ pub async fn start(
     opts: Options,
     stop: CancellationToken,
 ) -> Result<(Arc<Shared>, tokio::task::JoinSet<()>), String> {
+    start_with_pairing(store, identity, opts, None, stop).await
+}
+
+/// [`start`] with the data dir of the pairing files: when `opts.peer_pin`
+/// is [`Pin::UNPAIRED`], the pin stored by pairing
+/// ([`pairing::PEER_PIN_FILE`]) is trusted, re-read on every connection
+/// attempt and handshake; and while a pairing is pending
+/// ([`pairing::PAIRING_FILE`]) the listener accepts one unknown key that
+/// proves the code (see [`pairing`]).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_pairing(
+    store: Arc<Store>,
+    identity: &Identity,
+    opts: Options,
+    data_dir: Option<PathBuf>,
+    stop: CancellationToken,
+) -> Result<(Arc<Shared>, tokio::task::JoinSet<()>), String> {
+    let trust = Trust {
+        peer_key: opts.peer_pin,
+        data_dir,
+    };
     let shared = Arc::new(Shared::default());
     let ctx = session::Context {
         store,
@@ -76,13 +102,19 @@ pub async fn start(
             .await
             .map_err(|e| format!("[sync] listen {listen}: {e}"))?;
         let acceptor =
-            tokio_rustls::TlsAcceptor::from(tls::server_config(identity, opts.peer_pin)?);
-        tasks.spawn(accept_loop(listener, acceptor, ctx.clone()));
+            tokio_rustls::TlsAcceptor::from(tls::server_config_trust(identity, trust.clone())?);
+        tasks.spawn(accept_loop(
+            listener,
+            acceptor,
+            identity.pin,
+            trust.clone(),
+            ctx.clone(),
+        ));
     }
     if let Some(peer) = opts.peer {
-        let connector =
-            tokio_rustls::TlsConnector::from(tls::client_config(identity, opts.peer_pin)?);
-        tasks.spawn(dial_loop(peer, connector, ctx.clone()));
+        // Checked once here so that a bad key is reported at start.
+        tls::client_config(identity, trust.current())?;
+        tasks.spawn(dial_loop(peer, identity.clone(), trust, ctx.clone()));
     }
     tasks.spawn(housekeeping(ctx.clone()));
     info!(pin = %identity.pin, "sync started");
@@ -133,6 +165,8 @@ async fn housekeeping(ctx: session::Context) {
 async fn accept_loop(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    me: Pin,
+    trust: Trust,
     ctx: session::Context,
 ) {
     loop {
@@ -150,6 +184,7 @@ async fn accept_loop(
         };
         let acceptor = acceptor.clone();
         let ctx = ctx.clone();
+        let trust = trust.clone();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -164,6 +199,19 @@ async fn accept_loop(
                     return;
                 }
             };
+            let client = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| Pin::of_cert(c).ok());
+            if let (Some(client), Some(dir)) = (client, trust.data_dir.as_deref()) {
+                if client != trust.current() {
+                    // Let through by a pending pairing: it may only pair.
+                    serve_pairing(tls, from, me, client, dir.to_path_buf(), &ctx).await;
+                    return;
+                }
+            }
             if let Err(e) = session::session(tls, &ctx, false).await {
                 debug!("sync session from {from} ended: {e}");
             }
@@ -171,7 +219,53 @@ async fn accept_loop(
     }
 }
 
-async fn dial_loop(peer: SocketAddr, connector: tokio_rustls::TlsConnector, ctx: session::Context) {
+/// A connection from an unknown key let through by a pending pairing: the
+/// first and only frame must be a valid [`frame::Frame::Pair`].
+async fn serve_pairing<S>(
+    mut tls: S,
+    from: SocketAddr,
+    me: Pin,
+    client: Pin,
+    dir: PathBuf,
+    ctx: &session::Context,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use frame::Frame;
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, frame::read_payload(&mut tls)).await;
+    let result = match first {
+        Ok(Ok(Some(p))) => match frame::decode(&p) {
+            Ok(Frame::Pair { proof }) => tokio::task::spawn_blocking(move || {
+                pairing::accept(&dir, me, client, &proof, pairing::now_unix())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string())),
+            _ => Err(format!(
+                "sync key {client} is not paired: only a pairing (`mxgate cluster join`) \
+                 is accepted from it"
+            )),
+        },
+        Ok(Ok(None)) => Err("the connection ended before the pairing frame".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no pairing frame within 10 s".into()),
+    };
+    let answer = match result {
+        Ok(()) => {
+            info!(peer = %from, key = %client, "sync: paired; this key is now trusted");
+            Frame::PairOk
+        }
+        Err(text) => {
+            let reason = format!("sync pairing from {from} refused: {text}");
+            warn!("{reason}");
+            ctx.shared.refused(&reason);
+            Frame::Error { text }
+        }
+    };
+    let _ = frame::write_frame(&mut tls, &answer).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+}
+
+async fn dial_loop(peer: SocketAddr, identity: Identity, trust: Trust, ctx: session::Context) {
     let mut backoff = MIN_BACKOFF;
     let name = rustls::pki_types::ServerName::try_from(tls::SERVER_NAME).expect("static name");
     loop {
@@ -186,6 +280,14 @@ async fn dial_loop(peer: SocketAddr, connector: tokio_rustls::TlsConnector, ctx:
                 () = tokio::time::sleep(Duration::from_millis(200)) => continue,
             }
         }
+        // Re-read on each attempt: a pairing done meanwhile takes effect.
+        let connector = match tls::client_config(&identity, trust.current()) {
+            Ok(c) => tokio_rustls::TlsConnector::from(c),
+            Err(e) => {
+                warn!("sync: {e}");
+                return;
+            }
+        };
         let attempt = async {
             let tcp = TcpStream::connect(peer)
                 .await

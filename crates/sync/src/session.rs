@@ -256,10 +256,21 @@ where
     };
     let (peer, peer_name) = match frame::hello_version(&payload) {
         None => {
-            if let Ok(Frame::Error { text }) = frame::decode(&payload) {
-                warn!("sync peer refused: {text}");
-                ctx.shared.refused(&text);
-                return Err(SessionError::PeerRefused(text));
+            match frame::decode(&payload) {
+                Ok(Frame::Error { text }) => {
+                    warn!("sync peer refused: {text}");
+                    ctx.shared.refused(&text);
+                    return Err(SessionError::PeerRefused(text));
+                }
+                Ok(Frame::Pair { .. }) if !outgoing => {
+                    let text = format!(
+                        "no pairing needed: {} already trusts this key \
+                         (a pairing code is good for one use)",
+                        ctx.name
+                    );
+                    return refuse(ctx, &mut wr, text).await;
+                }
+                _ => {}
             }
             return refuse(ctx, &mut wr, "expected a Hello frame first".into()).await;
         }
@@ -472,6 +483,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
     async fn handle(&mut self, frame: Frame) -> Result<(), SessionError> {
         match frame {
             Frame::Hello { .. } => Err(SessionError::Protocol("a second Hello".into())),
+            Frame::Pair { .. } | Frame::PairOk => Err(SessionError::Protocol(
+                "a pairing frame inside a session".into(),
+            )),
             Frame::Error { text } => {
                 warn!("sync peer refused: {text}");
                 Err(SessionError::PeerRefused(text))

@@ -11,7 +11,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// File of the node's sync key (PKCS#8 DER) in the data dir.
@@ -26,6 +26,10 @@ pub const SERVER_NAME: &str = "mxgate-sync";
 pub struct Pin(pub [u8; 32]);
 
 impl Pin {
+    /// The pin used before pairing: no key hashes to 32 zero octets (that
+    /// would need a SHA-256 preimage), so it matches no peer.
+    pub const UNPAIRED: Pin = Pin([0; 32]);
+
     /// Parses 64 hex digits (case-insensitive; `:` separators allowed).
     ///
     /// # Errors
@@ -118,7 +122,7 @@ impl Identity {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -138,23 +142,69 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Which peer key is trusted: the node file's `peer_key`, or, when that is
+/// [`Pin::UNPAIRED`] and a data dir is given, the pin stored there by
+/// pairing (re-read on every handshake, so a pairing done while the
+/// service runs takes effect at the next connection).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The node file's pin ([`Pin::UNPAIRED`] when none).
+    pub peer_key: Pin,
+    /// The data dir of the pairing files, for the service; `None` trusts
+    /// `peer_key` only and never accepts a pairing.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Trust {
+    /// The pin trusted now.
+    pub fn current(&self) -> Pin {
+        if self.peer_key != Pin::UNPAIRED {
+            return self.peer_key;
+        }
+        let Some(dir) = &self.data_dir else {
+            return self.peer_key;
+        };
+        match crate::pairing::stored_pin(dir) {
+            Ok(Some(pin)) => pin,
+            Ok(None) => Pin::UNPAIRED,
+            Err(e) => {
+                tracing::warn!("sync: {e}");
+                Pin::UNPAIRED
+            }
+        }
+    }
+
+    /// True when an unexpired pairing is pending in the data dir and the
+    /// node file has no `peer_key` (which would win over a paired key, so
+    /// pairing is not offered then).
+    pub fn pairing_pending(&self) -> bool {
+        self.peer_key == Pin::UNPAIRED
+            && self
+                .data_dir
+                .as_deref()
+                .is_some_and(crate::pairing::pending)
+    }
+}
+
 /// Accepts exactly one peer key, by its pin; the name, the validity dates
-/// and the issuer are not looked at (no CA).
+/// and the issuer are not looked at (no CA). A server verifier with a data
+/// dir also lets an unknown client key through while a pairing is pending
+/// (the connection may then only pair, see `crate::pairing`).
 #[derive(Debug)]
 struct PinVerifier {
-    pin: Pin,
+    trust: Trust,
     algs: WebPkiSupportedAlgorithms,
 }
 
 impl PinVerifier {
-    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    fn check(&self, end_entity: &CertificateDer<'_>, server: bool) -> Result<(), rustls::Error> {
         let got = Pin::of_cert(end_entity).map_err(rustls::Error::General)?;
-        if got == self.pin {
+        let pin = self.trust.current();
+        if got == pin || (server && self.trust.pairing_pending()) {
             Ok(())
         } else {
             Err(rustls::Error::General(format!(
-                "sync peer key {got} is not the pinned key {}",
-                self.pin
+                "sync peer key {got} is not the pinned key {pin}"
             )))
         }
     }
@@ -169,7 +219,7 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)
+        self.check(end_entity, false)
             .map(|()| ServerCertVerified::assertion())
     }
 
@@ -209,7 +259,7 @@ impl ClientCertVerifier for PinVerifier {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
+        self.check(end_entity, true)
             .map(|()| ClientCertVerified::assertion())
     }
 
@@ -238,9 +288,9 @@ impl ClientCertVerifier for PinVerifier {
     }
 }
 
-fn verifier(peer: Pin) -> Arc<PinVerifier> {
+fn verifier(trust: Trust) -> Arc<PinVerifier> {
     Arc::new(PinVerifier {
-        pin: peer,
+        trust,
         algs: provider().signature_verification_algorithms,
     })
 }
@@ -254,7 +304,10 @@ pub fn client_config(me: &Identity, peer: Pin) -> Result<Arc<rustls::ClientConfi
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(verifier(peer))
+        .with_custom_certificate_verifier(verifier(Trust {
+            peer_key: peer,
+            data_dir: None,
+        }))
         .with_client_auth_cert(vec![me.cert.clone()], me.key())
         .map_err(|e| format!("sync key: {e}"))?;
     Ok(Arc::new(config))
@@ -266,11 +319,60 @@ pub fn client_config(me: &Identity, peer: Pin) -> Result<Arc<rustls::ClientConfi
 /// # Errors
 /// A message when rustls refuses the configuration.
 pub fn server_config(me: &Identity, peer: Pin) -> Result<Arc<rustls::ServerConfig>, String> {
+    server_config_trust(
+        me,
+        Trust {
+            peer_key: peer,
+            data_dir: None,
+        },
+    )
+}
+
+/// The server side with a [`Trust`]: the trusted pin is looked up on each
+/// handshake, and with a data dir an unknown client key is let through
+/// while a pairing is pending (the caller must then only pair).
+///
+/// # Errors
+/// A message when rustls refuses the configuration.
+pub fn server_config_trust(
+    me: &Identity,
+    trust: Trust,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier(peer))
+        .with_client_cert_verifier(verifier(trust))
         .with_single_cert(vec![me.cert.clone()], me.key())
         .map_err(|e| format!("sync key: {e}"))?;
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pairing;
+
+    #[test]
+    fn the_node_file_key_wins_over_the_paired_one_and_disables_pairing() {
+        let dir = tempfile::tempdir().unwrap();
+        let paired = Trust {
+            peer_key: Pin::UNPAIRED,
+            data_dir: Some(dir.path().to_path_buf()),
+        };
+        assert_eq!(paired.current(), Pin::UNPAIRED);
+        assert!(!paired.pairing_pending());
+        pairing::create(dir.path(), pairing::now_unix()).unwrap();
+        assert!(paired.pairing_pending());
+        pairing::store_pin(dir.path(), Pin([6; 32])).unwrap();
+        assert_eq!(paired.current(), Pin([6; 32]));
+        let fixed = Trust {
+            peer_key: Pin([1; 32]),
+            data_dir: Some(dir.path().to_path_buf()),
+        };
+        assert_eq!(fixed.current(), Pin([1; 32]));
+        assert!(!fixed.pairing_pending());
+        // An expired pairing is not pending.
+        pairing::create(dir.path(), 0).unwrap();
+        assert!(!paired.pairing_pending());
+    }
 }
