@@ -10,6 +10,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::gateway::{mxgate_output, smtp_policy, Gateway, Sink, SmtpClient};
+use support::sync::{peer_up, refused, with_domains};
 use support::{free_addr, poll};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -45,15 +46,6 @@ fn set_pin(gw: &Gateway, pin: &str) {
     let text = std::fs::read_to_string(gw.node_file()).unwrap();
     assert!(text.contains(NO_PIN));
     std::fs::write(gw.node_file(), text.replace(NO_PIN, pin)).unwrap();
-}
-
-fn peer_up(peer: SocketAddr) -> String {
-    format!("mxgate_sync_peer_up{{peer=\"{peer}\"}}")
-}
-
-fn refused(gw: &Gateway, peer: SocketAddr) -> f64 {
-    gw.metric(&format!("mxgate_sync_refused_total{{peer=\"{peer}\"}}"))
-        .unwrap_or(0.0)
 }
 
 /// Two gateways that first do not know each other's key (and refuse each
@@ -99,43 +91,13 @@ fn pair(policy: &str) -> Pair {
     }
 }
 
-fn export(gw: &Gateway) -> String {
-    let (code, out) = mxgate_output(&[
-        "policy",
-        "export",
-        "--data",
-        gw.data_dir().to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    out
-}
-
 fn import(gw: &Gateway, policy: &str) {
     let out = gw.import_policy(policy);
     assert!(out.status.success(), "{out:?}");
 }
 
 fn wait_same(p: &Pair, what: &str, check: impl Fn(&str) -> bool) -> String {
-    let same = poll(WAIT, || {
-        let (ea, eb) = (export(&p.a), export(&p.b));
-        (ea == eb && check(&ea)).then_some(ea)
-    });
-    same.unwrap_or_else(|| {
-        panic!(
-            "{what}: not converged\nA:\n{}\nB:\n{}\nA log:\n{}\nB log:\n{}",
-            export(&p.a),
-            export(&p.b),
-            p.a.proc.output(),
-            p.b.proc.output()
-        )
-    })
-}
-
-fn with_domains(policy: &str, domains: &str) -> String {
-    policy.replace(
-        "domains = [\"example.test\"]",
-        &format!("domains = [\"example.test\", {domains}]"),
-    )
+    support::sync::wait_same(&p.a, &p.b, WAIT, what, check)
 }
 
 #[test]

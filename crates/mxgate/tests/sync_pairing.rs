@@ -9,32 +9,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use support::gateway::{mxgate_output, smtp_policy, Gateway, Sink};
+use support::sync::{peer_up, refused, wait_same, with_domains};
 use support::{free_addr, poll, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn sync_section(listen: SocketAddr, peer: SocketAddr) -> String {
     format!("[sync]\nlisten = \"{listen}\"\npeer = \"{peer}\"\n")
-}
-
-fn peer_up(peer: SocketAddr) -> String {
-    format!("mxgate_sync_peer_up{{peer=\"{peer}\"}}")
-}
-
-fn refused(gw: &Gateway, peer: SocketAddr) -> f64 {
-    gw.metric(&format!("mxgate_sync_refused_total{{peer=\"{peer}\"}}"))
-        .unwrap_or(0.0)
-}
-
-fn export(gw: &Gateway) -> String {
-    let (code, out) = mxgate_output(&[
-        "policy",
-        "export",
-        "--data",
-        gw.data_dir().to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    out
 }
 
 fn pair_code(data: &Path) -> String {
@@ -61,28 +42,6 @@ fn join(data: &Path, peer: SocketAddr, code: &str) -> (i32, String) {
         &peer.to_string(),
         code,
     ])
-}
-
-fn with_domains(policy: &str, domains: &str) -> String {
-    policy.replace(
-        "domains = [\"example.test\"]",
-        &format!("domains = [\"example.test\", {domains}]"),
-    )
-}
-
-fn wait_same(a: &Gateway, b: &Gateway, what: &str, check: impl Fn(&str) -> bool) {
-    let same = poll(WAIT, || {
-        let (ea, eb) = (export(a), export(b));
-        (ea == eb && check(&ea)).then_some(())
-    });
-    assert!(
-        same.is_some(),
-        "{what}: not converged\nA:\n{}\nB:\n{}\nA log:\n{}\nB log:\n{}",
-        export(a),
-        export(b),
-        a.proc.output(),
-        b.proc.output()
-    );
 }
 
 #[test]
@@ -137,10 +96,12 @@ fn pair_and_join_pair_two_running_boxes_once() {
     b.wait_metric(&peer_up(a_sync), 1.0, WAIT);
     let out = a.import_policy(&with_domains(&policy, "\"from-a.test\""));
     assert!(out.status.success(), "{out:?}");
-    wait_same(&a, &b, "A's import on B", |e| e.contains("from-a.test"));
+    wait_same(&a, &b, WAIT, "A's import on B", |e| {
+        e.contains("from-a.test")
+    });
     let out = b.import_policy(&with_domains(&policy, "\"from-b.test\""));
     assert!(out.status.success(), "{out:?}");
-    wait_same(&a, &b, "B's import on A", |e| {
+    wait_same(&a, &b, WAIT, "B's import on A", |e| {
         e.contains("from-b.test") && !e.contains("from-a.test")
     });
 

@@ -17,6 +17,7 @@ pub mod net;
 pub mod netns;
 pub mod postfix;
 pub mod process;
+pub mod sync;
 pub mod tools;
 pub mod vrrp_lab;
 
