@@ -3,16 +3,19 @@
 //! It complements Postfix's `smtp-source` (which gives throughput) with what
 //! that tool lacks: per-session latency percentiles (`sessions`) and many
 //! idle connections held open (`hold`). It runs on one thread so it takes
-//! at most one core from the system under test.
+//! at most one core from the system under test. `sync-fill` and
+//! `sync-edits` drive the peer-sync benchmark through mxgate's store.
 
 mod hold;
 mod sessions;
 mod smtp;
 mod stats;
+mod sync;
 #[cfg(test)]
 mod testserver;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -75,6 +78,39 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         timeout_s: u64,
     },
+    /// Create ROWS greylist triplets in a store (through mxgate's own
+    /// greylisting code); print {"rows":N,"seconds":S}.
+    SyncFill {
+        /// The node's data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Triplets to create.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+    },
+    /// Time COUNT single-row edits (temporary allowlist entries) from one
+    /// node's store to its peer's, alternating direction; print the
+    /// propagation percentiles as JSON.
+    SyncEdits {
+        /// One node's data directory.
+        #[arg(long)]
+        a: PathBuf,
+        /// The peer's data directory.
+        #[arg(long)]
+        b: PathBuf,
+        /// Edits in total.
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+        /// Only edit A (default: alternate A and B).
+        #[arg(long)]
+        one_way: bool,
+        /// How often the receiving store is read (µs).
+        #[arg(long, default_value_t = 500)]
+        poll_us: u64,
+        /// An edit not seen by then fails the run.
+        #[arg(long, default_value_t = 10)]
+        timeout_s: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -134,6 +170,25 @@ fn main() -> Result<()> {
             };
             rt.block_on(hold::run(plan, stop))?;
         }
+        Command::SyncFill { data, rows } => println!("{}", sync::fill_greylist(&data, rows)?),
+        Command::SyncEdits {
+            a,
+            b,
+            count,
+            one_way,
+            poll_us,
+            timeout_s,
+        } => println!(
+            "{}",
+            sync::edits(
+                &a,
+                &b,
+                count,
+                one_way,
+                Duration::from_micros(poll_us),
+                Duration::from_secs(timeout_s)
+            )?
+        ),
     }
     Ok(())
 }

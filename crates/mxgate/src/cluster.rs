@@ -28,11 +28,15 @@ pub(crate) enum ClusterCommand {
         config: PathBuf,
     },
     /// On box A: print a one-time pairing code (valid 15 minutes, one use)
-    /// for `cluster join` on the other box.
+    /// for `cluster join` on the other box. A new pairing replaces the
+    /// trusted peer: use it to replace a box.
     Pair {
         /// This box's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// How long the code is good for, in seconds (1 to 3600).
+        #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        valid_s: u64,
     },
     /// On box B: pair with box A's running sync listener using A's code;
     /// both boxes then trust each other's key.
@@ -70,14 +74,16 @@ pub(crate) fn run(cmd: ClusterCommand) -> Result<(), Failure> {
             println!("{}", identity.pin);
             Ok(())
         }
-        ClusterCommand::Pair { data } => {
+        ClusterCommand::Pair { data, valid_s } => {
             create_dir(&data)?;
-            let code = mxgate_sync::pairing::create(&data, mxgate_sync::pairing::now_unix())
+            let now = mxgate_sync::pairing::now_unix();
+            let valid = std::time::Duration::from_secs(valid_s);
+            let code = mxgate_sync::pairing::create(&data, now, valid)
                 .map_err(anyhow::Error::msg)
                 .context("cannot create the pairing")?;
             println!("{code}");
             eprintln!(
-                "pairing code printed above: valid 15 minutes, for one box; on the other box run\n  \
+                "pairing code printed above: valid {valid_s} s, for one box; on the other box run\n  \
                  mxgate cluster join --data DIR --peer THIS_BOX_SYNC_ADDRESS CODE\n\
                  while `mxgate run` with [sync] listen runs here"
             );

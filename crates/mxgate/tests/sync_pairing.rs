@@ -1,7 +1,8 @@
 //! Black-box test of one-time pairing: two `mxgate run` processes with
 //! `[sync]` but no `peer_key` refuse each other; `mxgate cluster pair` on A
 //! and `mxgate cluster join` on B, while both run, pair them without a
-//! restart; a wrong code and a used code fail and store nothing.
+//! restart; a wrong code, a used code and an expired code fail and store
+//! nothing; a new pairing replaces the trusted peer (a replaced box).
 
 mod support;
 
@@ -19,7 +20,18 @@ fn sync_section(listen: SocketAddr, peer: SocketAddr) -> String {
 }
 
 fn pair_code(data: &Path) -> String {
-    let (code, out) = mxgate_output(&["cluster", "pair", "--data", data.to_str().unwrap()]);
+    pair_code_valid(data, 900)
+}
+
+fn pair_code_valid(data: &Path, valid_s: u32) -> String {
+    let (code, out) = mxgate_output(&[
+        "cluster",
+        "pair",
+        "--data",
+        data.to_str().unwrap(),
+        "--valid-s",
+        &valid_s.to_string(),
+    ]);
     assert_eq!(code, 0, "{out}");
     out.lines()
         .map(str::trim)
@@ -116,4 +128,62 @@ fn pair_and_join_pair_two_running_boxes_once() {
     assert!(out.contains("one use"), "{out}");
     // Still synced.
     assert_eq!(a.metric(&peer_up(b_sync)), Some(1.0));
+}
+
+#[test]
+fn an_expired_code_is_refused_and_a_new_pairing_replaces_the_trusted_peer() {
+    let sink = Sink::start("sink", false);
+    let policy = smtp_policy(free_addr(), sink.addr, "");
+    let (a_sync, b_sync) = (free_addr(), free_addr());
+    let a = Gateway::start_with_node_extra("gw-a", &policy, &sync_section(a_sync, b_sync));
+    let b = Gateway::start_with_node_extra("gw-b", &policy, &sync_section(b_sync, a_sync));
+
+    // Out-of-range validity: a usage error, nothing created.
+    let (rc, out) = mxgate_output(&[
+        "cluster",
+        "pair",
+        "--data",
+        a.data_dir().to_str().unwrap(),
+        "--valid-s",
+        "7200",
+    ]);
+    assert_eq!(rc, 2, "{out}");
+    assert!(out.contains("--valid-s"), "{out}");
+    assert!(!a.data_dir().join("pairing").exists());
+
+    // A code good for one second, used after it expired.
+    let code = pair_code_valid(&a.data_dir(), 1);
+    std::thread::sleep(Duration::from_millis(2_100));
+    let (rc, out) = join(&b.data_dir(), a_sync, &code);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.contains("expired"), "{out}");
+    assert!(!a.data_dir().join("sync_peer_pin").exists());
+    assert!(!b.data_dir().join("sync_peer_pin").exists());
+
+    // A fresh code pairs B.
+    let (rc, out) = join(&b.data_dir(), a_sync, &pair_code(&a.data_dir()));
+    assert_eq!(rc, 0, "{out}");
+    a.wait_metric(&peer_up(b_sync), 1.0, WAIT);
+
+    // B is replaced by C: a new pairing on A trusts C's key instead of
+    // B's; B is refused from then on.
+    let c_dir = temp_dir("gw-c");
+    let (rc, out) = join(c_dir.path(), a_sync, &pair_code(&a.data_dir()));
+    assert_eq!(rc, 0, "{out}");
+    let trusted = std::fs::read_to_string(a.data_dir().join("sync_peer_pin")).unwrap();
+    let c_pin = mxgate_sync::Identity::load_or_create(c_dir.path())
+        .unwrap()
+        .pin
+        .to_string();
+    assert_eq!(trusted.trim(), c_pin, "A now trusts C's key");
+    let refused_before = refused(&a, b_sync);
+    let b_refused = poll(WAIT, || {
+        (a.metric(&peer_up(b_sync)) == Some(0.0) && refused(&a, b_sync) > refused_before)
+            .then_some(())
+    });
+    assert!(
+        b_refused.is_some(),
+        "B still trusted after the new pairing:\n{}",
+        a.metrics_text()
+    );
 }

@@ -95,6 +95,7 @@ pub async fn start_with_pairing(
         timing: opts.timing.clone(),
         shared: Arc::clone(&shared),
         stop: stop.clone(),
+        trust: Some(trust.clone()),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listen) = opts.listen {
@@ -212,7 +213,7 @@ async fn accept_loop(
                     return;
                 }
             }
-            if let Err(e) = session::session(tls, &ctx, false).await {
+            if let Err(e) = session::session(tls, &ctx, false, client).await {
                 debug!("sync session from {from} ended: {e}");
             }
         });
@@ -303,7 +304,7 @@ async fn dial_loop(peer: SocketAddr, identity: Identity, trust: Trust, ctx: sess
             r = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt) => r,
         };
         match result {
-            Ok(Ok(tls)) => match session::session(tls, &ctx, true).await {
+            Ok(Ok(tls)) => match run_dialed(tls, &ctx).await {
                 Ok(()) | Err(session::SessionError::Stopped) => backoff = MIN_BACKOFF,
                 Err(e) => {
                     debug!("sync session to {peer} ended: {e}");
@@ -332,6 +333,24 @@ async fn dial_loop(peer: SocketAddr, identity: Identity, trust: Trust, ctx: sess
             () = tokio::time::sleep(backoff) => {}
         }
     }
+}
+
+/// Runs the session on a connection this node dialed.
+async fn run_dialed(
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    ctx: &session::Context,
+) -> Result<(), session::SessionError> {
+    let key = tls_peer_pin(&tls);
+    session::session(tls, ctx, true, key).await
+}
+
+/// The pin of the key the server of `tls` authenticated with.
+fn tls_peer_pin(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<Pin> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| Pin::of_cert(c).ok())
 }
 
 /// The data dir path of the node's sync identity files (for docs/CLI).

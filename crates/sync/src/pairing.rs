@@ -25,8 +25,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const PAIRING_FILE: &str = "pairing";
 /// The peer pin learned by pairing, in the data dir (64 hex digits).
 pub const PEER_PIN_FILE: &str = "sync_peer_pin";
-/// How long a pairing code is good for.
-pub const VALID: Duration = Duration::from_secs(15 * 60);
+/// How long a pairing code is good for, unless the operator says otherwise.
+pub const DEFAULT_VALID: Duration = Duration::from_secs(15 * 60);
+/// The longest a pairing code may be good for.
+pub const MAX_VALID: Duration = Duration::from_secs(60 * 60);
 
 /// Serializes the check-and-consume of the pairing file in one process.
 static CONSUME: Mutex<()> = Mutex::new(());
@@ -137,17 +139,26 @@ fn b64_decode(s: &str) -> Option<Vec<u8>> {
     (bits < 6 && acc == 0).then_some(out)
 }
 
-/// Creates a pending pairing in `data_dir` (replacing any earlier one),
-/// creating this box's sync key if needed; returns the code.
+/// Creates a pending pairing in `data_dir`, good for `valid` from `now`
+/// (replacing any earlier one), creating this box's sync key if needed;
+/// returns the code.
 ///
 /// # Errors
-/// A message on an I/O error or when no random secret can be drawn.
-pub fn create(data_dir: &Path, now: u64) -> Result<String, String> {
+/// A message on an I/O error, when no random secret can be drawn, or when
+/// `valid` is zero or longer than [`MAX_VALID`].
+pub fn create(data_dir: &Path, now: u64, valid: Duration) -> Result<String, String> {
+    if valid.is_zero() || valid > MAX_VALID {
+        return Err(format!(
+            "a pairing code must be valid for 1 to {} seconds, not {}",
+            MAX_VALID.as_secs(),
+            valid.as_secs()
+        ));
+    }
     let identity = Identity::load_or_create(data_dir)?;
     let mut secret = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
         .map_err(|_| "cannot draw a random pairing secret".to_string())?;
-    let text = format!("{} {}\n", Pin(secret), now.saturating_add(VALID.as_secs()));
+    let text = format!("{} {}\n", Pin(secret), now.saturating_add(valid.as_secs()));
     tls::write_private(&data_dir.join(PAIRING_FILE), text.as_bytes())?;
     Ok(encode_code(identity.pin, &secret))
 }
@@ -349,7 +360,7 @@ mod tests {
     fn accept_consumes_the_pairing_once_and_stores_nothing_on_failure() {
         let dir = tempfile::tempdir().unwrap();
         let now = 5_000;
-        let code = create(dir.path(), now).unwrap();
+        let code = create(dir.path(), now, DEFAULT_VALID).unwrap();
         let (server, secret) = decode_code(&code).unwrap();
         let client = Pin([4; 32]);
         let bad = proof(&[0; 32], server, client);
@@ -359,7 +370,7 @@ mod tests {
         );
         assert_eq!(stored_pin(dir.path()).unwrap(), None);
         let good = proof(&secret, server, client);
-        let late = now + VALID.as_secs() + 1;
+        let late = now + DEFAULT_VALID.as_secs() + 1;
         assert!(accept(dir.path(), server, client, &good, late)
             .unwrap_err()
             .contains("expired"));

@@ -19,6 +19,7 @@
 //! applied.
 
 use crate::frame::{self, Frame, FrameError, PROTOCOL_VERSION};
+use crate::tls::{Pin, Trust};
 use mxgate_store::{Batch, NodeId, Store, MAX_BATCH_CHANGES};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// How often a session checks that the peer's key is still trusted.
+const TRUST_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Timing of a session.
 #[derive(Debug, Clone)]
@@ -167,6 +171,10 @@ pub enum SessionError {
     /// The peer sent an Error frame.
     #[error("sync peer refused: {0}")]
     PeerRefused(String),
+    /// The peer's key stopped being the trusted one during the session
+    /// (a new pairing replaced it).
+    #[error("sync peer key {0} is no longer trusted (a new pairing replaced it)")]
+    Untrusted(Pin),
     /// The local store failed.
     #[error("local store: {0}")]
     Store(String),
@@ -183,6 +191,7 @@ impl SessionError {
                 FrameError::Oversize { .. } | FrameError::Truncated | FrameError::Malformed(_)
             ) | SessionError::Protocol(_)
                 | SessionError::PeerRefused(_)
+                | SessionError::Untrusted(_)
         )
     }
 }
@@ -200,6 +209,9 @@ pub struct Context {
     pub shared: Arc<Shared>,
     /// Stops every session.
     pub stop: CancellationToken,
+    /// Which key is trusted now, re-checked every second during a session
+    /// that [`session`] was given the peer's key for.
+    pub trust: Option<Trust>,
 }
 
 fn now_ms() -> u64 {
@@ -224,11 +236,18 @@ fn store_err(e: mxgate_store::StoreError) -> SessionError {
 }
 
 /// Runs one session on an established stream until it ends. `outgoing`
-/// is true when this node dialed.
+/// is true when this node dialed. `peer_key` is the pin of the key the
+/// peer authenticated with: the session ends as soon as `ctx.trust` no
+/// longer trusts it.
 ///
 /// # Errors
 /// Why the session ended ([`SessionError::Stopped`] on shutdown).
-pub async fn session<S>(stream: S, ctx: &Context, outgoing: bool) -> Result<(), SessionError>
+pub async fn session<S>(
+    stream: S,
+    ctx: &Context,
+    outgoing: bool,
+    peer_key: Option<Pin>,
+) -> Result<(), SessionError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -287,11 +306,7 @@ where
         },
     };
     if peer == me {
-        let text = format!(
-            "the peer has this node's id {} (a copy of this box's database?); re-pair",
-            me.0
-        );
-        return refuse(ctx, &mut wr, text).await;
+        return same_node_id(ctx, &mut wr, me, &peer_name).await;
     }
     if let Some(known) = ctx.shared.status().node {
         if known != peer {
@@ -326,6 +341,7 @@ where
     let mut run = Running {
         ctx,
         peer,
+        peer_key,
         wr,
         cursor: 0,
         epoch: 0,
@@ -359,6 +375,39 @@ where
     result
 }
 
+/// The peer has this node's id: one database was copied onto the other
+/// box (a restored backup). The node whose name sorts first draws a new
+/// id and both reconnect; same names are refused (names must differ).
+async fn same_node_id<W: AsyncWrite + Unpin>(
+    ctx: &Context,
+    wr: &mut W,
+    me: NodeId,
+    peer_name: &str,
+) -> Result<(), SessionError> {
+    if ctx.name == peer_name {
+        let text = format!(
+            "the peer has this node's id {} and name {peer_name:?} (a copy of this box's \
+             database and node file?): give the boxes different names",
+            me.0
+        );
+        return refuse(ctx, wr, text).await;
+    }
+    if ctx.name.as_str() < peer_name {
+        let new = blocking(&ctx.store, |s| s.sync_redraw_node_id())
+            .await
+            .map_err(store_err)?;
+        warn!(
+            old = me.0,
+            new = new.0,
+            peer = %peer_name,
+            "sync: the peer has this node's id (a copied database); this node drew a new id"
+        );
+    } else {
+        info!(peer = %peer_name, "sync: the peer has this node's id; it draws a new one");
+    }
+    Err(SessionError::Closed)
+}
+
 async fn refuse<W: AsyncWrite + Unpin>(
     ctx: &Context,
     wr: &mut W,
@@ -373,6 +422,7 @@ async fn refuse<W: AsyncWrite + Unpin>(
 struct Running<'a, S> {
     ctx: &'a Context,
     peer: NodeId,
+    peer_key: Option<Pin>,
     wr: WriteHalf<S>,
     /// Next push continues after this log position.
     cursor: u64,
@@ -400,9 +450,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
         push.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let start = tokio::time::Instant::now() + self.ctx.timing.digest_interval;
         let mut digest = tokio::time::interval_at(start, self.ctx.timing.digest_interval);
+        let mut trust_check = tokio::time::interval(TRUST_CHECK);
         loop {
             tokio::select! {
                 () = self.ctx.stop.cancelled() => return Err(SessionError::Stopped),
+                _ = trust_check.tick() => self.check_trust()?,
                 msg = rx.recv() => match msg {
                     None | Some(Ok(None)) => return Err(SessionError::Closed),
                     Some(Err(e)) => return Err(e.into()),
@@ -411,6 +463,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
                 _ = push.tick() => self.push().await?,
                 _ = digest.tick() => self.send_digest().await?,
             }
+        }
+    }
+
+    /// Ends the session when the peer's key is no longer the trusted one.
+    fn check_trust(&self) -> Result<(), SessionError> {
+        match (self.peer_key, &self.ctx.trust) {
+            (Some(key), Some(trust)) if trust.current() != key => Err(SessionError::Untrusted(key)),
+            _ => Ok(()),
         }
     }
 

@@ -348,7 +348,7 @@ mod tests {
         };
         assert_eq!(paired.current(), Pin::UNPAIRED);
         assert!(!paired.pairing_pending());
-        pairing::create(dir.path(), pairing::now_unix()).unwrap();
+        pairing::create(dir.path(), pairing::now_unix(), pairing::DEFAULT_VALID).unwrap();
         assert!(paired.pairing_pending());
         pairing::store_pin(dir.path(), Pin([6; 32])).unwrap();
         assert_eq!(paired.current(), Pin([6; 32]));
@@ -359,7 +359,7 @@ mod tests {
         assert_eq!(fixed.current(), Pin([1; 32]));
         assert!(!fixed.pairing_pending());
         // An expired pairing is not pending.
-        pairing::create(dir.path(), 0).unwrap();
+        pairing::create(dir.path(), 0, pairing::DEFAULT_VALID).unwrap();
         assert!(!paired.pairing_pending());
     }
 }

@@ -260,6 +260,7 @@ fn context(n: &Node) -> Context {
         },
         shared: Arc::new(Shared::default()),
         stop: CancellationToken::new(),
+        trust: None,
     }
 }
 
@@ -273,7 +274,7 @@ fn fake_pair(
     let (ours, theirs) = tokio::io::duplex(1 << 20);
     let ctx = context(n);
     let c = ctx.clone();
-    let task = tokio::spawn(async move { session::session(ours, &c, false).await });
+    let task = tokio::spawn(async move { session::session(ours, &c, false, None).await });
     let (rd, wr) = tokio::io::split(theirs);
     (Fake { rd, wr }, task, ctx)
 }
@@ -446,14 +447,14 @@ async fn a_batch_for_a_node_local_table_is_refused_whole() {
 }
 
 #[tokio::test]
-async fn a_peer_with_this_nodes_id_is_refused() {
+async fn a_peer_with_this_nodes_id_and_name_is_refused() {
     let a = node();
     let (mut fake, task, _ctx) = fake_pair(&a);
     fake.recv().await.unwrap();
     fake.send(&Frame::Hello {
         protocol_version: PROTOCOL_VERSION,
         node: a.store.sync_node_id().unwrap(),
-        name: "clone".into(),
+        name: "gw-a".into(),
     })
     .await;
     match fake.recv().await {
@@ -461,4 +462,60 @@ async fn a_peer_with_this_nodes_id_is_refused() {
         other => panic!("{other:?}"),
     }
     assert!(task.await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn of_two_nodes_with_one_id_the_first_name_draws_a_new_id() {
+    for (peer_name, redraws) in [("gw-b", true), ("aa", false)] {
+        let a = node();
+        let before = a.store.sync_node_id().unwrap();
+        let (mut fake, task, _ctx) = fake_pair(&a);
+        fake.recv().await.unwrap();
+        fake.send(&Frame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            node: before,
+            name: peer_name.into(),
+        })
+        .await;
+        assert!(matches!(task.await.unwrap(), Err(SessionError::Closed)));
+        let after = a.store.sync_node_id().unwrap();
+        assert_eq!(after != before, redraws, "gw-a against {peer_name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_copied_onto_the_peer_gets_a_new_id_and_the_pair_converges() {
+    let a = node();
+    a.store.temp_allowlist_add(ip(1), 4_000_000_000).unwrap();
+    // B starts from a copy of A's database (a backup restored on the
+    // wrong box): same node id.
+    let copy = copy_store(&a);
+    let b_store = Arc::new(Store::open(copy.path()).unwrap());
+    let b_identity = Identity::load_or_create(copy.path()).unwrap();
+    let b = Node {
+        _dir: copy,
+        store: b_store,
+        identity: b_identity,
+        addr: free_addr(),
+    };
+    let id = a.store.sync_node_id().unwrap();
+    assert_eq!(b.store.sync_node_id().unwrap(), id);
+    let stop = CancellationToken::new();
+    let sa = start(&a, "gw-a", &b, b.identity.pin, &stop).await;
+    let sb = start(&b, "gw-b", &a, a.identity.pin, &stop).await;
+    eventually("both up", || sa.status().up && sb.status().up).await;
+    assert_ne!(
+        a.store.sync_node_id().unwrap(),
+        id,
+        "gw-a sorts first: new id"
+    );
+    assert_eq!(b.store.sync_node_id().unwrap(), id);
+    a.store.temp_allowlist_add(ip(2), 4_000_000_000).unwrap();
+    b.store.temp_allowlist_add(ip(3), 4_000_000_000).unwrap();
+    eventually("convergence", || {
+        let (da, db) = (dump(&a.store), dump(&b.store));
+        da == db && da.contains("192.0.2.2") && da.contains("192.0.2.3")
+    })
+    .await;
+    stop.cancel();
 }

@@ -84,9 +84,16 @@ impl Gateway {
     /// When the new process does not become healthy in 15 s.
     pub fn restart(&mut self) {
         self.proc.stop();
+        self.respawn();
+        self.wait_healthy();
+    }
+
+    /// Starts the process again (after it stopped or was killed) without
+    /// waiting for it to become healthy.
+    pub fn respawn(&mut self) {
+        self.proc.stop();
         let name = self.proc.name().to_string();
         self.proc = spawn_run(&name, self.dir.path());
-        self.wait_healthy();
     }
 
     fn wait_healthy(&self) {

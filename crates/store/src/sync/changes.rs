@@ -25,6 +25,29 @@ impl Store {
         self.with_conn(|conn| node_id(conn))
     }
 
+    /// Draws a new random node id for this store (its later writes carry
+    /// it); returns it. For a database copied from the peer (a restored
+    /// backup): two boxes with one id would make ties ambiguous. Versions
+    /// already logged keep their stamps.
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`] when SQLite fails.
+    pub fn sync_redraw_node_id(&self) -> Result<NodeId, StoreError> {
+        self.with_conn(|conn| {
+            let old = node_id(conn)?;
+            loop {
+                conn.execute(
+                    "UPDATE sync_node SET node = random() & 9223372036854775807",
+                    [],
+                )?;
+                let new = node_id(conn)?;
+                if new != old {
+                    return Ok(new);
+                }
+            }
+        })
+    }
+
     /// The latest version of every row logged after log position
     /// `after_seq` (0 for everything), oldest position first: at most
     /// `limit` changes (capped at [`MAX_BATCH_CHANGES`]) and about
