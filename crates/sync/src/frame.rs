@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2 added the store
+/// schema version to the Hello.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame (its postcard bytes, without the length prefix): 16 MiB,
 /// room for a batch at the store's limit (8 MiB as counted by
@@ -27,6 +28,9 @@ pub enum Frame {
     Hello {
         /// The sender's protocol version ([`PROTOCOL_VERSION`]).
         protocol_version: u32,
+        /// The sender's store schema version (`mxgate_store::SCHEMA_VERSION`):
+        /// rows only sync between equal schemas.
+        schema_version: u32,
         /// The sender's store node id.
         node: NodeId,
         /// The sender's name (`name` in its node file), for logs.
@@ -82,6 +86,9 @@ pub enum Frame {
     /// The pairing is accepted: the server stored the client's pin and
     /// closes the connection.
     PairOk,
+    /// Keepalive, sent every second inside a session: a peer not heard
+    /// from for a while (a cut cable, a frozen box) is taken for gone.
+    Ping,
 }
 
 /// Why a frame could not be read or decoded.
@@ -236,6 +243,7 @@ mod tests {
         vec![
             Frame::Hello {
                 protocol_version: PROTOCOL_VERSION,
+                schema_version: 7,
                 node: NodeId(42),
                 name: "gw-a".into(),
             },
@@ -255,6 +263,7 @@ mod tests {
             Frame::Error { text: "no".into() },
             Frame::Pair { proof: [3u8; 32] },
             Frame::PairOk,
+            Frame::Ping,
         ]
     }
 
@@ -276,6 +285,7 @@ mod tests {
     fn the_version_of_a_hello_is_readable_even_when_the_rest_is_not() {
         let bytes = encode(&Frame::Hello {
             protocol_version: 99,
+            schema_version: 7,
             node: NodeId(1),
             name: "x".into(),
         })

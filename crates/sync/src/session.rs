@@ -29,6 +29,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+/// This build's store schema version, as the Hello carries it.
+const SCHEMA_VERSION: u32 = mxgate_store::SCHEMA_VERSION as u32;
+
+/// How often a session sends [`Frame::Ping`] (and checks that the peer
+/// was heard from).
+const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A peer silent this long is taken for gone and the session ends (TCP
+/// alone would take many minutes to notice a cut cable). Longer than the
+/// apply of the largest batch, during which the peer sends nothing.
+const SILENT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often a session checks that the peer's key is still trusted.
 const TRUST_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -171,6 +183,9 @@ pub enum SessionError {
     /// The peer sent an Error frame.
     #[error("sync peer refused: {0}")]
     PeerRefused(String),
+    /// Nothing was heard from the peer for too long.
+    #[error("sync peer silent for {0} s: taken for gone")]
+    Silent(u64),
     /// The peer's key stopped being the trusted one during the session
     /// (a new pairing replaced it).
     #[error("sync peer key {0} is no longer trusted (a new pairing replaced it)")]
@@ -257,6 +272,7 @@ where
         &mut wr,
         &Frame::Hello {
             protocol_version: PROTOCOL_VERSION,
+            schema_version: SCHEMA_VERSION,
             node: me,
             name: ctx.name.clone(),
         },
@@ -301,7 +317,21 @@ where
             return refuse(ctx, &mut wr, text).await;
         }
         Some(_) => match frame::decode(&payload) {
-            Ok(Frame::Hello { node, name, .. }) => (node, name),
+            Ok(Frame::Hello {
+                schema_version,
+                node,
+                name,
+                ..
+            }) if schema_version == SCHEMA_VERSION => (node, name),
+            Ok(Frame::Hello { schema_version, .. }) => {
+                let text = format!(
+                    "the peer's store schema is version {schema_version} and this node's ({}) \
+                     is {SCHEMA_VERSION}: run the same mxgate on both boxes (changes wait in \
+                     the log and sync when both match)",
+                    ctx.name
+                );
+                return refuse(ctx, &mut wr, text).await;
+            }
             _ => return refuse(ctx, &mut wr, "expected a Hello frame first".into()).await,
         },
     };
@@ -325,9 +355,15 @@ where
     });
     info!(peer = %peer_name, node = peer.0, outgoing, "sync peer connected");
     let (tx, rx) = mpsc::channel(4);
+    let started = tokio::time::Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let heard_by_reader = Arc::clone(&heard);
     let reader = tokio::spawn(async move {
         loop {
-            let r = match frame::read_payload(&mut rd).await {
+            let read = frame::read_payload(&mut rd).await;
+            let since_start = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            heard_by_reader.store(since_start, Ordering::Relaxed);
+            let r = match read {
                 Ok(Some(p)) => frame::decode(&p).map(Some),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
@@ -342,6 +378,8 @@ where
         ctx,
         peer,
         peer_key,
+        started,
+        heard,
         wr,
         cursor: 0,
         epoch: 0,
@@ -423,6 +461,10 @@ struct Running<'a, S> {
     ctx: &'a Context,
     peer: NodeId,
     peer_key: Option<Pin>,
+    /// When the session started, and when the peer was last heard from
+    /// (ms after `started`, written by the reader task).
+    started: tokio::time::Instant,
+    heard: Arc<AtomicU64>,
     wr: WriteHalf<S>,
     /// Next push continues after this log position.
     cursor: u64,
@@ -451,10 +493,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
         let start = tokio::time::Instant::now() + self.ctx.timing.digest_interval;
         let mut digest = tokio::time::interval_at(start, self.ctx.timing.digest_interval);
         let mut trust_check = tokio::time::interval(TRUST_CHECK);
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = self.ctx.stop.cancelled() => return Err(SessionError::Stopped),
                 _ = trust_check.tick() => self.check_trust()?,
+                _ = ping.tick() => self.keepalive().await?,
                 msg = rx.recv() => match msg {
                     None | Some(Ok(None)) => return Err(SessionError::Closed),
                     Some(Err(e)) => return Err(e.into()),
@@ -464,6 +509,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
                 _ = digest.tick() => self.send_digest().await?,
             }
         }
+    }
+
+    /// Sends a ping; ends the session when the peer has been silent for
+    /// [`SILENT_LIMIT`].
+    async fn keepalive(&mut self) -> Result<(), SessionError> {
+        let heard = std::time::Duration::from_millis(self.heard.load(Ordering::Relaxed));
+        let silent = self.started.elapsed().saturating_sub(heard);
+        if silent > SILENT_LIMIT {
+            return Err(SessionError::Silent(silent.as_secs()));
+        }
+        self.send(&Frame::Ping).await
     }
 
     /// Ends the session when the peer's key is no longer the trusted one.
@@ -543,6 +599,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
     async fn handle(&mut self, frame: Frame) -> Result<(), SessionError> {
         match frame {
             Frame::Hello { .. } => Err(SessionError::Protocol("a second Hello".into())),
+            Frame::Ping => Ok(()),
             Frame::Pair { .. } | Frame::PairOk => Err(SessionError::Protocol(
                 "a pairing frame inside a session".into(),
             )),

@@ -2,6 +2,9 @@
 //! scripted fake peer for the refusals (version, replay, truncation).
 
 use mxgate_store::Store;
+
+/// This build's store schema version, as the Hello carries it.
+const SCHEMA: u32 = mxgate_store::SCHEMA_VERSION as u32;
 use mxgate_sync::frame::{self, Frame, PROTOCOL_VERSION};
 use mxgate_sync::session::{self, Context, SessionError, Shared};
 use mxgate_sync::{Identity, Options, Pin, Timing};
@@ -232,12 +235,18 @@ impl Fake {
     async fn send(&mut self, f: &Frame) {
         frame::write_frame(&mut self.wr, f).await.unwrap();
     }
+    /// Next frame that is not a keepalive ping.
     async fn recv(&mut self) -> Option<Frame> {
-        frame::read_payload(&mut self.rd)
-            .await
-            .ok()
-            .flatten()
-            .map(|p| frame::decode(&p).unwrap())
+        loop {
+            let frame = frame::read_payload(&mut self.rd)
+                .await
+                .ok()
+                .flatten()
+                .map(|p| frame::decode(&p).unwrap());
+            if frame != Some(Frame::Ping) {
+                return frame;
+            }
+        }
     }
     /// Next frame that is not a Digest.
     async fn recv_skip_digest(&mut self) -> Option<Frame> {
@@ -287,10 +296,11 @@ async fn a_newer_protocol_version_is_refused_with_a_clear_error() {
         fake.recv().await,
         Some(Frame::Hello {
             protocol_version: PROTOCOL_VERSION,
+            schema_version: SCHEMA,
             ..
         })
     ));
-    // A version-2 Hello with fields this version does not know.
+    // A newer version's Hello with fields this version does not know.
     let mut payload = postcard_hello(PROTOCOL_VERSION + 1);
     payload.extend_from_slice(&[1, 2, 3, 4, 5]);
     let mut bytes = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
@@ -298,14 +308,13 @@ async fn a_newer_protocol_version_is_refused_with_a_clear_error() {
     tokio::io::AsyncWriteExt::write_all(&mut fake.wr, &bytes)
         .await
         .unwrap();
+    let newer = format!("version {} is not supported", PROTOCOL_VERSION + 1);
     match fake.recv().await {
-        Some(Frame::Error { text }) => {
-            assert!(text.contains("version 2 is not supported"), "{text}")
-        }
+        Some(Frame::Error { text }) => assert!(text.contains(&newer), "{text}"),
         other => panic!("{other:?}"),
     }
     let e = task.await.unwrap().unwrap_err();
-    assert!(e.to_string().contains("version 2"), "{e}");
+    assert!(e.to_string().contains(&newer), "{e}");
     assert!(!ctx.shared.status().up);
     assert_eq!(ctx.shared.status().refused_total, 1);
 }
@@ -356,6 +365,7 @@ async fn a_replayed_batch_closes_the_connection_and_changes_nothing_more() {
     let peer = p.store.sync_node_id().unwrap();
     fake.send(&Frame::Hello {
         protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA,
         node: peer,
         name: "gw-b".into(),
     })
@@ -394,6 +404,7 @@ async fn a_truncated_frame_closes_the_connection_and_the_store_is_unchanged() {
     fake.recv().await.unwrap();
     fake.send(&Frame::Hello {
         protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA,
         node: p.store.sync_node_id().unwrap(),
         name: "gw-b".into(),
     })
@@ -428,6 +439,7 @@ async fn a_batch_for_a_node_local_table_is_refused_whole() {
     fake.recv().await.unwrap();
     fake.send(&Frame::Hello {
         protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA,
         node: p.store.sync_node_id().unwrap(),
         name: "gw-b".into(),
     })
@@ -446,6 +458,57 @@ async fn a_batch_for_a_node_local_table_is_refused_whole() {
     assert_eq!(dump(&a.store), before);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_taken_for_gone_and_a_pinging_one_is_not() {
+    let a = node();
+    let (mut fake, task, ctx) = fake_pair(&a);
+    fake.recv().await.unwrap();
+    fake.send(&Frame::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA,
+        node: mxgate_store::NodeId(5),
+        name: "gw-b".into(),
+    })
+    .await;
+    // Pinging for 30 s keeps the session up.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        fake.send(&Frame::Ping).await;
+    }
+    assert!(ctx.shared.status().up);
+    // Then silence: gone after the limit, not counted as a refusal.
+    let e = task.await.unwrap().unwrap_err();
+    assert!(matches!(e, SessionError::Silent(_)), "{e}");
+    assert!(!ctx.shared.status().up);
+    assert_eq!(ctx.shared.status().refused_total, 0);
+}
+
+#[tokio::test]
+async fn a_peer_with_another_store_schema_is_refused_with_a_clear_error() {
+    let a = node();
+    let before = dump(&a.store);
+    let (mut fake, task, ctx) = fake_pair(&a);
+    fake.recv().await.unwrap();
+    fake.send(&Frame::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA + 1,
+        node: mxgate_store::NodeId(5),
+        name: "gw-b".into(),
+    })
+    .await;
+    match fake.recv().await {
+        Some(Frame::Error { text }) => assert!(
+            text.contains(&format!("schema is version {}", SCHEMA + 1))
+                && text.contains("same mxgate"),
+            "{text}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(task.await.unwrap().is_err());
+    assert_eq!(ctx.shared.status().refused_total, 1);
+    assert_eq!(dump(&a.store), before);
+}
+
 #[tokio::test]
 async fn a_peer_with_this_nodes_id_and_name_is_refused() {
     let a = node();
@@ -453,6 +516,7 @@ async fn a_peer_with_this_nodes_id_and_name_is_refused() {
     fake.recv().await.unwrap();
     fake.send(&Frame::Hello {
         protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA,
         node: a.store.sync_node_id().unwrap(),
         name: "gw-a".into(),
     })
@@ -473,6 +537,7 @@ async fn of_two_nodes_with_one_id_the_first_name_draws_a_new_id() {
         fake.recv().await.unwrap();
         fake.send(&Frame::Hello {
             protocol_version: PROTOCOL_VERSION,
+            schema_version: SCHEMA,
             node: before,
             name: peer_name.into(),
         })

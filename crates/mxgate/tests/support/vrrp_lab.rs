@@ -219,6 +219,11 @@ impl MxBox {
         }
     }
 
+    /// The box's data directory (its store, keys and pairing files).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
     /// `GET path` on the box's API or metrics port, from inside its namespace.
     pub fn http(&self, port: u16, path: &str) -> String {
         let out = std::process::Command::new(tool_in_path("ip").unwrap())
