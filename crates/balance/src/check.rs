@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-pub use tls::{client_config as accept_any_cert_config, TlsInfo};
+pub use tls::{client_config as accept_any_cert_config, days_left, handshake_named, TlsInfo};
 
 /// A boxed future, as returned by [`HealthCheck::check`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -86,6 +86,15 @@ pub enum Step {
     EhloTls,
     /// `QUIT` and its reply.
     Quit,
+    /// `MAIL FROM` and its reply (a diagnostic test message, not the check).
+    Mail,
+    /// `RCPT TO` and its reply (a diagnostic test message).
+    Rcpt,
+    /// `DATA` and its 354 (a diagnostic test message).
+    Data,
+    /// The message content and the reply that ends DATA (a diagnostic test
+    /// message).
+    Message,
 }
 
 impl fmt::Display for Step {
@@ -98,6 +107,10 @@ impl fmt::Display for Step {
             Step::TlsHandshake => "TLS handshake",
             Step::EhloTls => "EHLO after STARTTLS",
             Step::Quit => "QUIT",
+            Step::Mail => "MAIL FROM",
+            Step::Rcpt => "RCPT TO",
+            Step::Data => "DATA",
+            Step::Message => "end of data",
         })
     }
 }
@@ -316,10 +329,10 @@ pub async fn smtp_check(
             reply: summary(&reply),
         });
     }
-    if !conn.buf.is_empty() {
+    if conn.has_unread() {
         return Err(CheckError::StarttlsPipelined);
     }
-    let handshake = tls::handshake(conn.stream, address.ip());
+    let handshake = tls::handshake(conn.into_stream(), address.ip());
     let (stream, info) = match timeout_at(deadline, handshake).await {
         Err(_) => {
             return Err(CheckError::Timeout {
@@ -345,7 +358,6 @@ pub async fn smtp_check(
     })
 }
 
-/// True when an EHLO reply lists the STARTTLS keyword (RFC 3207).
 /// The PROXY header a check sends to a backend that expects one: v2 with the
 /// LOCAL command (the protocol's way to say "a health check of the proxy
 /// itself"), v1 with the check connection's own addresses.
@@ -359,7 +371,8 @@ fn proxy_header(tcp: &TcpStream, version: ProxyVersion) -> Option<Vec<u8>> {
     }
 }
 
-fn offers_starttls(ehlo: &Reply) -> bool {
+/// True when an EHLO reply lists the STARTTLS keyword (RFC 3207).
+pub fn offers_starttls(ehlo: &Reply) -> bool {
     ehlo.lines.iter().skip(1).any(|line| {
         line.split_ascii_whitespace()
             .next()
@@ -377,15 +390,18 @@ fn summary(reply: &Reply) -> String {
     }
 }
 
-/// A stream with its read buffer and the probe's deadline.
-struct Conn<S> {
+/// An SMTP client stream with its read buffer and one deadline for every
+/// step: the check's I/O, also used by the web UI's diagnostics (probe an
+/// MX, send a test message) so both speak SMTP the same way.
+pub struct Conn<S> {
     stream: S,
     buf: Vec<u8>,
     deadline: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(stream: S, deadline: Instant) -> Self {
+    /// Wraps `stream`; every read and write must end before `deadline`.
+    pub fn new(stream: S, deadline: Instant) -> Self {
         Conn {
             stream,
             buf: Vec::new(),
@@ -394,7 +410,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Sends `line` (with its CRLF) and reads the reply.
-    async fn command(&mut self, line: &str, step: Step) -> Result<Reply, CheckError> {
+    ///
+    /// # Errors
+    /// A timeout, socket error, closed connection or unreadable reply,
+    /// labelled with `step`.
+    pub async fn command(&mut self, line: &str, step: Step) -> Result<Reply, CheckError> {
         match timeout_at(self.deadline, self.stream.write_all(line.as_bytes())).await {
             Err(_) => return Err(CheckError::Timeout { step }),
             Ok(Err(source)) => return Err(CheckError::Io { step, source }),
@@ -404,7 +424,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Reads one complete, possibly multi-line, reply.
-    async fn reply(&mut self, step: Step) -> Result<Reply, CheckError> {
+    ///
+    /// # Errors
+    /// As [`Conn::command`].
+    pub async fn reply(&mut self, step: Step) -> Result<Reply, CheckError> {
         loop {
             match parse_reply(&self.buf) {
                 Ok(Some((reply, used))) => {
@@ -428,9 +451,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// True when the server sent bytes that no reply has consumed yet (after
+    /// a 220 to STARTTLS this is a plaintext injection).
+    pub fn has_unread(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// The stream, for a TLS upgrade after STARTTLS.
+    pub fn into_stream(self) -> S {
+        self.stream
+    }
+
     /// Says `QUIT`, waits for the 221 and closes our side. Problems here do
     /// not fail the probe: the server has already answered what matters.
-    async fn quit(&mut self) {
+    pub async fn quit(&mut self) {
         match self.command("QUIT\r\n", Step::Quit).await {
             Ok(reply) if reply.code == 221 => {}
             Ok(reply) => tracing::debug!("health check QUIT answered {}", summary(&reply)),

@@ -19,7 +19,8 @@ pub struct NodeConfig {
     pub workers: usize,
     /// Default log filter.
     pub log: String,
-    /// JSON API listener (loopback only until authentication exists).
+    /// Web UI and JSON API listener (HTTPS, with accounts; plain HTTP on
+    /// it is redirected).
     pub web_listen: Option<SocketAddr>,
     /// `/metrics` and `/healthz` listener.
     pub metrics_listen: Option<SocketAddr>,
@@ -133,15 +134,6 @@ impl NodeConfig {
             .web
             .as_ref()
             .and_then(|w| crate::validate::parse_addr(&mut errors, "web.listen", &w.listen));
-        if let Some(addr) = web_listen {
-            if !addr.ip().is_loopback() {
-                errors.push(
-                    "web.listen",
-                    "must be a loopback address (127.0.0.1:PORT or [::1]:PORT): the API has no \
-                     authentication in this version",
-                );
-            }
-        }
         let metrics_listen = raw
             .metrics
             .as_ref()
@@ -236,9 +228,13 @@ mod tests {
     }
 
     #[test]
-    fn web_must_be_loopback() {
+    fn web_may_listen_on_any_address() {
+        let n =
+            NodeConfig::parse("name = \"a\"\ndata_dir = \"/d\"\n[web]\nlisten = \"0.0.0.0:443\"\n")
+                .unwrap();
+        assert_eq!(n.web_listen, Some("0.0.0.0:443".parse().unwrap()));
         let err = NodeConfig::parse(
-            "name = \"a\"\ndata_dir = \"/d\"\n[web]\nlisten = \"0.0.0.0:443\"\n[metrics]\nlisten = \"x\"\n",
+            "name = \"a\"\ndata_dir = \"/d\"\n[web]\nlisten = \"x\"\n[metrics]\nlisten = \"y\"\n",
         )
         .unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();

@@ -24,8 +24,8 @@ pub(crate) struct DemoArgs {
     /// `/metrics` and `/healthz` listener.
     #[arg(long, default_value = "127.0.0.1:9100")]
     metrics: SocketAddr,
-    /// `/api/v1/status` listener (loopback only).
-    #[arg(long, default_value = "127.0.0.1:8025")]
+    /// Web UI and JSON API listener (HTTPS; plain HTTP on it is redirected).
+    #[arg(long, alias = "web", default_value = "127.0.0.1:8025")]
     api: SocketAddr,
     /// Keep data and mail here instead of a temporary directory removed on exit.
     #[arg(long)]
@@ -106,7 +106,7 @@ async fn demo(args: &DemoArgs, dir: &Path) -> Result<(), Failure> {
         .replace_policy(&policy)
         .context("cannot store the demo policy")?;
     let service = Service::start(&node, store).await?;
-    print_banner(dir, &service, &policy_path);
+    print_banner(dir, &node.data_dir, &service, &policy_path);
     service.wait_for_signals(Some(policy_path)).await?;
     service.stop(node.shutdown_grace).await;
     stop_sinks.cancel();
@@ -146,7 +146,7 @@ fn demo_policy(smtp: SocketAddr, smtp_mode: SocketAddr, sinks: &[SocketAddr]) ->
     text
 }
 
-fn print_banner(dir: &Path, service: &Service, policy: &Path) {
+fn print_banner(dir: &Path, data_dir: &Path, service: &Service, policy: &Path) {
     let listeners = service.gateway().listeners();
     let addr = |name: &str| {
         listeners
@@ -158,20 +158,30 @@ fn print_banner(dir: &Path, service: &Service, policy: &Path) {
     let (l4, smtp) = (addr("mx"), addr("mx-smtp"));
     let show = |a: Option<SocketAddr>| a.map_or("(off)".to_string(), |a| a.to_string());
     let api = show(service.api_addr);
+    let cert = mxgate_web::tls::web_dir(data_dir).join(mxgate_web::tls::CERT_FILE);
+    let setup = service.setup_code.as_deref().map_or_else(
+        || "(an admin exists already: log in)".to_string(),
+        |code| format!("{code}   (open the web UI; it asks for this code once)"),
+    );
     println!(
         "\nmxgate demo is running: a gateway balancing over two sink MTAs.\n\
          \n  SMTP, l4 mode (PROXY v2 to the sinks)    {l4}\
          \n  SMTP, smtp mode (STARTTLS, relay check)  {smtp}\
+         \n  web UI (HTTPS, self-signed certificate)  https://{api}/\
+         \n  setup code                               {setup}\
+         \n  web certificate                          {}\
          \n  metrics                                  http://{}/metrics\
-         \n  status API                               http://{api}/api/v1/status\
-         \n  message tracking                         http://{api}/api/v1/tracking\
          \n  policy                                   {}\
          \n  mail lands in                            {}/mta1/new and {}/mta2/new\
          \n\nSend a test message (relay domain: example.test):\
          \n  swaks --server {l4} --from demo@example.test --to postmaster@example.test\
          \n  swaks --server {smtp} --tls --from demo@example.test --to postmaster@example.test\
-         \nWatch it: curl -s http://{api}/api/v1/status\
+         \nThe JSON API (after the setup, with the admin you created):\
+         \n  curl -s --cacert {0} -c jar -H 'content-type: application/json' \\\
+         \n       -d '{{\"name\":\"admin\",\"password\":\"...\"}}' https://{api}/api/v1/login\
+         \n  curl -s --cacert {0} -b jar https://{api}/api/v1/status\
          \nCtrl-C stops the demo cleanly (open sessions finish first).\n",
+        cert.display(),
         show(service.metrics_addr),
         policy.display(),
         dir.display(),

@@ -10,6 +10,7 @@ mod policy_cmd;
 mod service;
 mod tls;
 mod tracking;
+mod user_cmd;
 mod vrrp;
 
 use clap::{Parser, Subcommand};
@@ -73,6 +74,9 @@ enum Command {
         #[arg(long, default_value = "sink.localdomain")]
         hostname: String,
     },
+    /// Web UI accounts: add one, set a password, list them.
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
     /// Print the version, git revision and target triple.
     Version,
 }
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         }
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::User(cmd) => user_cmd::run(cmd),
         Command::Sink {
             listen,
             maildir,

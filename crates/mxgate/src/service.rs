@@ -65,8 +65,10 @@ pub(crate) struct Service {
     aux: tokio::task::JoinSet<()>,
     /// Bound `/metrics` address.
     pub metrics_addr: Option<SocketAddr>,
-    /// Bound API address.
+    /// Bound web UI / API address (HTTPS).
     pub api_addr: Option<SocketAddr>,
+    /// The one-time setup code while the store has no admin.
+    pub setup_code: Option<String>,
     /// The virtual router, when the node file has `[vrrp]`.
     vrrp: Option<crate::vrrp::Vrrp>,
 }
@@ -117,13 +119,18 @@ impl Service {
             Arc::clone(&pools),
             Arc::clone(&store),
         );
-        let mut serve = |addr: Option<SocketAddr>, router| {
-            addr.map(|addr| spawn_http(&mut aux, addr, router, &stop_aux))
-        };
-        let metrics_addr = serve(node.metrics_listen, mxgate_web::metrics_router(app.clone()));
-        let api_addr = serve(node.web_listen, mxgate_web::api_router(app.clone()));
-        let metrics_addr = metrics_addr.transpose()?;
-        let api_addr = api_addr.transpose()?;
+        let metrics_addr = node
+            .metrics_listen
+            .map(|addr| {
+                let router = mxgate_web::metrics_router(app.clone());
+                spawn_http(&mut aux, addr, router, &stop_aux)
+            })
+            .transpose()?;
+        let api_addr = node
+            .web_listen
+            .map(|addr| spawn_web(&mut aux, node, addr, &app, &stop_aux))
+            .transpose()?;
+        let setup_code = announce_setup(&app)?;
         if let Some(settings) = &node.sync {
             start_sync(node, settings, &store, &app, &mut aux, &stop_aux).await?;
         }
@@ -164,6 +171,7 @@ impl Service {
             aux,
             metrics_addr,
             api_addr,
+            setup_code,
             vrrp,
         })
     }
@@ -308,6 +316,56 @@ async fn start_sync(
     Ok(())
 }
 
+/// When the store has no admin: draws the setup code, logs it and prints
+/// it on the console (`setup code: XXXX-XXXX`), for the setup page.
+fn announce_setup(app: &AppState) -> anyhow::Result<Option<String>> {
+    let code = app
+        .prepare_setup()
+        .context("cannot read the web UI's users from the store")?;
+    if let Some(code) = &code {
+        tracing::warn!(
+            "no admin yet: open the web UI's setup page and enter the setup code; setup code: {code}"
+        );
+        println!("setup code: {code}");
+    }
+    Ok(code)
+}
+
+/// Binds `addr` and serves the web UI and API on it over HTTPS until
+/// `stop`, with the certificate in `<data_dir>/web` (made on first start).
+fn spawn_web(
+    tasks: &mut tokio::task::JoinSet<()>,
+    node: &NodeConfig,
+    addr: SocketAddr,
+    app: &AppState,
+    stop: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let tls = mxgate_web::tls::server_config(&node.data_dir, &node.name, Some(addr.ip()))
+        .context("cannot set up the web UI's TLS certificate")?;
+    let listener = bind(addr)?;
+    let bound = listener.local_addr()?;
+    let router = mxgate_web::web_router(app.clone());
+    let stop = stop.clone();
+    tasks.spawn(async move {
+        let shutdown = async move { stop.cancelled().await };
+        if let Err(e) = mxgate_web::serve_https(listener, tls, router, shutdown).await {
+            tracing::error!(addr = %bound, error = %e, "web listener failed");
+        }
+    });
+    tracing::info!(url = %format!("https://{bound}/"), "web UI listening");
+    Ok(bound)
+}
+
+/// Binds a TCP listener for HTTP.
+fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        })
+        .with_context(|| format!("cannot bind HTTP listener {addr}"))
+}
+
 /// Binds `addr` and serves `router` on it until `stop`.
 fn spawn_http(
     tasks: &mut tokio::task::JoinSet<()>,
@@ -315,12 +373,7 @@ fn spawn_http(
     router: axum::Router,
     stop: &CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| {
-            l.set_nonblocking(true)?;
-            tokio::net::TcpListener::from_std(l)
-        })
-        .with_context(|| format!("cannot bind HTTP listener {addr}"))?;
+    let listener = bind(addr)?;
     let bound = listener.local_addr()?;
     let stop = stop.clone();
     tasks.spawn(async move {

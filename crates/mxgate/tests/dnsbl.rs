@@ -86,7 +86,7 @@ fn a_client_listed_in_one_zone_passes() {
     gw.wait_metric(&verdicts("dnsbl", "pass"), 1.0, WAIT);
     // The session's tracking record carries the screening verdict.
     let tracked = support::poll(WAIT, || {
-        let (code, body) = support::gateway::http_get(gw.api, "/api/v1/tracking?client=127.0.0.1")?;
+        let (code, body) = gw.api_get("/api/v1/tracking?client=127.0.0.1")?;
         (code == 200 && body.contains("\"check\":\"dnsbl\"")).then_some(body)
     })
     .expect("the session is tracked with its checks");

@@ -12,7 +12,7 @@ use mxgate_testkit::{DkimSigner25519, DnsServer};
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::free_addr;
-use support::gateway::{http_get, smtp_policy, Gateway, Sink, SmtpClient};
+use support::gateway::{smtp_policy, Gateway, Sink, SmtpClient};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -124,7 +124,7 @@ fn signed_mail_is_delivered_with_one_results_header_and_a_trail() {
     gw.wait_metric(&verdicts("dkim", "pass"), 1.0, WAIT);
     gw.wait_metric(&verdicts("dmarc", "pass"), 1.0, WAIT);
     let tracked = support::poll(WAIT, || {
-        let (code, body) = http_get(gw.api, "/api/v1/tracking?sender=alice@signed.test")?;
+        let (code, body) = gw.api_get("/api/v1/tracking?sender=alice@signed.test")?;
         (code == 200 && body.contains("\"check\":\"dmarc\"")).then_some(body)
     })
     .expect("the verdict trail is tracked");

@@ -176,8 +176,7 @@ fn every_transaction_is_tracked_and_searchable() {
     c.command("QUIT").unwrap();
     drop(c);
     let found = support::poll(WAIT, || {
-        let (code, body) =
-            support::gateway::http_get(gw.api, "/api/v1/tracking?recipient=bob@example")?;
+        let (code, body) = gw.api_get("/api/v1/tracking?recipient=bob@example")?;
         (code == 200 && body.contains("alice@client.test")).then_some(body)
     })
     .expect("the session is tracked");
@@ -191,7 +190,6 @@ fn every_transaction_is_tracked_and_searchable() {
     // The refused transaction is in the same session's record.
     assert!(found.contains("carol@client.test"), "{found}");
     assert!(found.contains("\"reply_code\":554"), "{found}");
-    let (code, none) =
-        support::gateway::http_get(gw.api, "/api/v1/tracking?sender=nobody@").unwrap();
+    let (code, none) = gw.api_get("/api/v1/tracking?sender=nobody@").unwrap();
     assert_eq!((code, none.trim()), (200, "[]"));
 }

@@ -21,6 +21,9 @@
 //!   [`Store::self_signed_certificate`]), and the greylisting state
 //!   ([`Store::greylist_check`], [`Store::purge_greylist`]), shared filter
 //!   state for peer sync.
+//! - Web UI accounts ([`Store::create_user`], synced), sessions
+//!   ([`Store::touch_web_session`], node-local) and the audit log
+//!   ([`Store::audit`], node-local).
 //! - Peer sync, store side: every write to a synced table is logged with a
 //!   hybrid logical clock stamp in the same transaction
 //!   ([`Store::sync_changes_since`]), remote changes merge by last writer
@@ -37,6 +40,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod certs;
 mod edit;
 mod error;
@@ -49,7 +53,10 @@ mod store;
 mod sync;
 mod temp_allowlist;
 mod tracking;
+mod users;
+mod web_sessions;
 
+pub use audit::{AuditEntry, AUDIT_KEEP};
 pub use error::StoreError;
 pub use probe::PROBE_FILE;
 pub use schema::SCHEMA_VERSION;
@@ -63,6 +70,8 @@ pub use tracking::{
     RecipientRecord, SessionRecord, TrackQuery, TransactionRecord, TransactionResult,
     DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT,
 };
+pub use users::{Credentials, Role, User};
+pub use web_sessions::WebSession;
 
 #[cfg(test)]
 mod certs_tests;
@@ -70,3 +79,5 @@ mod certs_tests;
 mod tests;
 #[cfg(test)]
 mod tracking_tests;
+#[cfg(test)]
+mod users_tests;

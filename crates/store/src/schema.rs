@@ -374,12 +374,56 @@ UPDATE sync_node SET hlc = mxgate_hlc(hlc);
     sync_triggers!("temp_allowlist", "1", "1", "client"),
 );
 
+/// Version 8: the web UI's accounts, sessions and audit log.
+///
+/// - `users` (synced, so either box's UI takes the same logins): the name,
+///   the role (`admin`, `readonly`; checked in Rust so a later release can
+///   add roles without rebuilding the table) and the argon2id hash in PHC
+///   string form.
+/// - `web_sessions` (node-local): the SHA-256 of the session cookie's token
+///   (the token itself is never stored), its user, its CSRF token and its
+///   idle expiry. No foreign key to `users`: a user's row may be replaced
+///   by peer sync; a session whose user is gone is simply not found.
+/// - `audit_log` (node-local): who changed what, and when.
+const V8: &str = concat!(
+    r#"
+CREATE TABLE users (
+    name          TEXT    NOT NULL PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    role          TEXT    NOT NULL CHECK (length(role) BETWEEN 1 AND 32),
+    password_hash TEXT    NOT NULL CHECK (length(password_hash) > 0),
+    created_unix  INTEGER NOT NULL,
+    updated_unix  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE web_sessions (
+    token_hash   TEXT    NOT NULL PRIMARY KEY,
+    user         TEXT    NOT NULL,
+    csrf         TEXT    NOT NULL,
+    expires_unix INTEGER NOT NULL,
+    created_unix INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_user ON web_sessions (user);
+CREATE INDEX web_sessions_expires ON web_sessions (expires_unix);
+
+CREATE TABLE audit_log (
+    id           INTEGER NOT NULL PRIMARY KEY,
+    time_unix_ms INTEGER NOT NULL,
+    user         TEXT    NOT NULL,
+    action       TEXT    NOT NULL,
+    target       TEXT    NOT NULL,
+    -- a JSON object
+    detail       TEXT    NOT NULL DEFAULT '{}'
+) STRICT;
+"#,
+    sync_triggers!("users", "1", "1", "name"),
+);
+
 /// Every migration in order; `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`.
 ///
 /// Version 7 calls `mxgate_hlc()`, so migrations run on a connection with
 /// the sync functions registered (`Store::open` does that).
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

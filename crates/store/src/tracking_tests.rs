@@ -111,6 +111,8 @@ fn database_at_version(dir: &Path, version: usize, policy: &Policy) -> std::path
     let old = dir.join("old");
     std::fs::create_dir_all(&old).unwrap();
     let conn = rusqlite::Connection::open(old.join(DB_FILE)).unwrap();
+    // Version 7 and later migrations call the change log's functions.
+    crate::sync::register_with_system_clock(&conn).unwrap();
     conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         .unwrap();
     for script in &MIGRATIONS[..version] {

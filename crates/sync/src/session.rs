@@ -493,7 +493,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Running<'_, S> {
         let start = tokio::time::Instant::now() + self.ctx.timing.digest_interval;
         let mut digest = tokio::time::interval_at(start, self.ctx.timing.digest_interval);
         let mut trust_check = tokio::time::interval(TRUST_CHECK);
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

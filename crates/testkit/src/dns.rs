@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, PTR, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -143,6 +143,18 @@ impl DnsServer {
         let fqdn = format!("{}.", target.trim_end_matches('.'));
         let target = Name::from_ascii(&fqdn).expect("PTR target is a domain name");
         self.add(name, RData::PTR(PTR(target)), ttl);
+    }
+
+    /// Adds an MX record at `name`: mail for it goes to `exchange` with
+    /// `preference` (lower first). `add_mx(domain, 0, ".", ttl)` is a null
+    /// MX (RFC 7505: the domain accepts no mail).
+    ///
+    /// # Panics
+    /// When `exchange` is not a valid domain name (a mistake in the test).
+    pub fn add_mx(&self, name: &str, preference: u16, exchange: &str, ttl: u32) {
+        let fqdn = format!("{}.", exchange.trim_end_matches('.'));
+        let exchange = Name::from_ascii(&fqdn).expect("MX exchange is a domain name");
+        self.add(name, RData::MX(MX::new(preference, exchange)), ttl);
     }
 
     /// Adds a TXT record; text longer than 255 bytes is split into

@@ -1,7 +1,8 @@
 //! Test helpers for mxgate (not published).
 //!
 //! [`DnsServer`] is a small authoritative DNS server on loopback whose records
-//! live in an in-memory table that tests change while it runs.
+//! live in an in-memory table that tests change while it runs (A, AAAA,
+//! MX, PTR and TXT records, NXDOMAIN, SERVFAIL and slow answers).
 //! [`DkimSigner25519`] signs test messages and publishes its key there.
 
 mod dkim;

@@ -223,3 +223,33 @@ async fn works_inside_a_tokio_runtime_and_stops_on_drop() {
     assert_eq!(reply.answers.len(), 1);
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn answers_mx_records_including_a_null_mx() {
+    let server = DnsServer::start();
+    server.add_mx("example.test", 20, "mx2.example.test.", 300);
+    server.add_mx("example.test", 10, "MX1.example.test", 300);
+    server.add_mx("nomail.test", 0, ".", 300);
+    let reply = ask_udp(&server, &query("example.test.", RecordType::MX, true));
+    let mut got: Vec<(u16, String)> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (10, "MX1.example.test.".to_string()),
+            (20, "mx2.example.test.".to_string())
+        ]
+    );
+    let reply = ask_tcp(&server, &query("nomail.test.", RecordType::MX, false));
+    let RData::MX(null) = &reply.answers[0].data else {
+        panic!("{reply:?}")
+    };
+    assert_eq!((null.preference, null.exchange.is_root()), (0, true));
+}

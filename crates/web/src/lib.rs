@@ -1,108 +1,48 @@
 //! mxgate's HTTP side.
 //!
-//! Two routers: [`metrics_router`] (plain HTTP, `/metrics` in the Prometheus
-//! text format and `/healthz`) and [`api_router`] (`/api/v1/status`,
-//! `/api/v1/tracking` and `/healthz`). Until the web UI adds authentication, the node file only
-//! allows the API on a loopback address.
+//! Two routers:
+//! - [`metrics_router`]: plain HTTP, `/metrics` (Prometheus text format) and
+//!   `/healthz`, for scrapers on a management network.
+//! - [`web_router`]: the web UI and the JSON API, served over HTTPS only by
+//!   [`serve_https`] (a plain HTTP request on that port gets a `301` to
+//!   `https://`), with the certificate from [`tls::server_config`]. Every
+//!   page and API route except login, setup, `/healthz`, the stylesheet and
+//!   `/api/openapi.json` needs a session; every change needs the session's
+//!   CSRF token and the admin role (see [`auth`]). Security headers go on
+//!   every answer ([`headers`]).
+//!
+//! Layout: `api/` (the route table and the JSON handlers, OpenAPI),
+//! `auth/` (sessions, CSRF, roles, passwords, login rate limit, setup
+//! code), `pages/` (maud templates; the stylesheet is `web-ui/style.css`),
+//! `backends.rs` (the backend changes both the API and the pages make).
 
+pub mod auth;
+pub mod backends;
+pub mod error;
+pub mod headers;
+pub mod tls;
+
+mod api;
+mod https;
 mod metrics;
+mod pages;
+mod state;
 mod status;
 mod tracking;
+
+#[cfg(test)]
+mod tests;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use mxgate_balance::Pools;
-use mxgate_gateway::Gateway;
-use mxgate_store::Store;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
+pub use error::{ApiError, WebError};
+pub use https::serve_https;
+pub use state::AppState;
 pub use status::Status;
-
-/// Everything the handlers read. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    node: String,
-    version: String,
-    started: Instant,
-    gateway: Arc<Gateway>,
-    pools: Arc<Pools>,
-    store: Arc<Store>,
-    /// The running virtual router, once `[vrrp]` started one.
-    vrrp: OnceLock<mxgate_vrrp::Monitor>,
-    /// The peer sync task's state, once `[sync]` started it: the peer's
-    /// configured address and the shared status.
-    sync: OnceLock<(String, Arc<mxgate_sync::Shared>)>,
-}
-
-impl AppState {
-    /// State for a node called `node`.
-    pub fn new(
-        node: &str,
-        version: &str,
-        gateway: Arc<Gateway>,
-        pools: Arc<Pools>,
-        store: Arc<Store>,
-    ) -> AppState {
-        AppState {
-            inner: Arc::new(Inner {
-                node: node.to_string(),
-                version: version.to_string(),
-                started: Instant::now(),
-                gateway,
-                pools,
-                store,
-                vrrp: OnceLock::new(),
-                sync: OnceLock::new(),
-            }),
-        }
-    }
-
-    /// Shows peer sync with `peer` (its address, the metrics' `peer`
-    /// label) in `/api/v1/status` and `/metrics`. Only the first call
-    /// counts.
-    pub fn set_sync(&self, peer: &str, shared: Arc<mxgate_sync::Shared>) {
-        let _ = self.inner.sync.set((peer.to_string(), shared));
-    }
-
-    /// Shows this virtual router in `/api/v1/status` and `/metrics`. Only
-    /// the first call counts (a node runs at most one).
-    pub fn set_vrrp(&self, monitor: mxgate_vrrp::Monitor) {
-        let _ = self.inner.vrrp.set(monitor);
-    }
-
-    /// The VRRP picture now, when a virtual router runs.
-    pub fn vrrp(&self) -> Option<mxgate_vrrp::Snapshot> {
-        self.inner.vrrp.get().map(|m| m.snapshot(Instant::now()))
-    }
-
-    /// Why the node is unhealthy, or `None` when every listener is bound and
-    /// the store is open.
-    pub fn health_problem(&self) -> Option<String> {
-        let down: Vec<String> = self
-            .inner
-            .gateway
-            .listeners()
-            .into_iter()
-            .filter(|l| !l.bound)
-            .map(|l| format!("listener {} not bound", l.name))
-            .collect();
-        if !down.is_empty() {
-            return Some(down.join(", "));
-        }
-        if !self.inner.store.check_health() {
-            return Some("store not available".to_string());
-        }
-        None
-    }
-}
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     match state.health_problem() {
@@ -122,17 +62,19 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `/api/v1/status`, `/api/v1/tracking` and `/healthz`.
-pub fn api_router(state: AppState) -> Router {
+/// The web UI's pages, the JSON API (`/api/v1/...`, `/api/openapi.json`)
+/// and `/healthz`, with the security headers on every answer.
+pub fn web_router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/status", get(status::handler))
-        .route("/api/v1/tracking", get(tracking::search))
-        .route("/api/v1/tracking/{id}", get(tracking::session))
+        .merge(api::router(&state))
+        .merge(pages::router(&state))
         .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn(headers::add))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` over plain HTTP on `listener` until `shutdown` completes
+/// (the metrics listener).
 ///
 /// # Errors
 /// When the server fails.

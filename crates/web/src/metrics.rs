@@ -9,6 +9,7 @@ use mxgate_config::ListenerMode;
 use mxgate_gateway::stats::{class_label, ReplyPhase, REPLY_CLASSES};
 use mxgate_gateway::{ConnResult, MessageResult};
 use std::fmt::Write;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub(crate) async fn handler(State(state): State<AppState>) -> impl IntoResponse {
@@ -78,6 +79,22 @@ pub(crate) fn render(state: &AppState) -> String {
         "gauge",
         "Seconds since the service started.",
         [(vec![], inner.started.elapsed().as_secs_f64().floor())],
+    );
+    family(
+        &mut out,
+        "mxgate_web_login_failures_total",
+        "counter",
+        "Web UI / API logins refused: a wrong name or password, or the rate limit.",
+        [
+            (
+                vec![("reason", "credentials")],
+                inner.login_failures.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                vec![("reason", "rate_limited")],
+                inner.login_rate_limited.load(Ordering::Relaxed) as f64,
+            ),
+        ],
     );
 
     let pools = inner.pools.all();

@@ -116,6 +116,10 @@ impl AppState {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/status", tag = "status",
+    responses((status = 200, description = "Node, version, uptime, health, listeners, pools with each \
+        server's health, VRRP state, sync state")),
+    security(("session" = [])))]
 pub(crate) async fn handler(State(state): State<AppState>) -> Json<Status> {
     Json(state.status())
 }

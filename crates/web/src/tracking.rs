@@ -20,6 +20,17 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 /// `GET /api/v1/tracking?sender=&recipient=&client=&since_unix_ms=&until_unix_ms=&limit=`,
 /// newest first.
+#[utoipa::path(get, path = "/api/v1/tracking", tag = "tracking",
+    params(
+        ("sender" = Option<String>, Query, description = "Part of the envelope sender"),
+        ("recipient" = Option<String>, Query, description = "Part of a recipient"),
+        ("client" = Option<String>, Query, description = "Client address prefix (also the PROXY-reported one)"),
+        ("since_unix_ms" = Option<i64>, Query, description = "Sessions started at or after"),
+        ("until_unix_ms" = Option<i64>, Query, description = "Sessions started before"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, max 1000)"),
+    ),
+    responses((status = 200, description = "Tracked smtp-mode sessions with their transactions, newest first")),
+    security(("session" = [])))]
 pub(crate) async fn search(
     State(state): State<AppState>,
     Query(query): Query<TrackQuery>,
@@ -33,6 +44,13 @@ pub(crate) async fn search(
 }
 
 /// `GET /api/v1/tracking/{id}`.
+#[utoipa::path(get, path = "/api/v1/tracking/{id}", tag = "tracking",
+    params(("id" = i64, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "One tracked session with its transactions and recipients"),
+        (status = 404, description = "No such session"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn session(
     State(state): State<AppState>,
     Path(id): Path<i64>,

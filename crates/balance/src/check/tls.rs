@@ -35,8 +35,25 @@ pub(super) async fn handshake<S>(stream: S, peer: IpAddr) -> io::Result<(TlsStre
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    handshake_named(stream, ServerName::from(peer)).await
+}
+
+/// Runs the client handshake over `stream`, sending `name` as SNI (a host
+/// name, or an address for none), accepting any certificate as
+/// [`client_config`] does, and reads what it negotiated. The returned stream
+/// gives the cipher suite and the peer's chain to callers that show more.
+///
+/// # Errors
+/// The TLS or socket error of the handshake.
+pub async fn handshake_named<S>(
+    stream: S,
+    name: ServerName<'static>,
+) -> io::Result<(TlsStream<S>, TlsInfo)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let connector = TlsConnector::from(client_config()?);
-    let tls = connector.connect(ServerName::from(peer), stream).await?;
+    let tls = connector.connect(name, stream).await?;
     let conn = tls.get_ref().1;
     let version = match conn.protocol_version() {
         Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
@@ -66,8 +83,9 @@ pub(crate) fn cert_not_after(der: &[u8]) -> Option<i64> {
     Some(cert.validity().not_after.timestamp())
 }
 
-/// Whole days from `now` to `not_after` (rounded down).
-pub(crate) fn days_left(not_after: i64, now: i64) -> i64 {
+/// Whole days from `now` to `not_after` (seconds since the Unix epoch),
+/// rounded down: negative once expired.
+pub fn days_left(not_after: i64, now: i64) -> i64 {
     not_after.saturating_sub(now).div_euclid(86_400)
 }
 

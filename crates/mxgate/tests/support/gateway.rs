@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use super::web::{add_user, WebClient, ADMIN, ADMIN_PASSWORD};
 use super::{free_addr, mxgate, output_text, poll, temp_dir, Proc};
 
 /// A running `mxgate run`, stopped (SIGTERM) when dropped.
@@ -16,10 +17,12 @@ pub struct Gateway {
     pub proc: Proc,
     /// The metrics/healthz listener.
     pub metrics: SocketAddr,
-    /// The status API listener.
+    /// The web UI / API listener (HTTPS).
     pub api: SocketAddr,
     /// Directory holding node.toml, policy.toml and data/.
     pub dir: tempfile::TempDir,
+    /// A client logged in as [`ADMIN`], once [`Gateway::api_get`] needed it.
+    web: std::sync::Mutex<Option<WebClient>>,
 }
 
 impl Gateway {
@@ -37,6 +40,19 @@ impl Gateway {
     /// # Panics
     /// When the gateway does not become healthy in 15 s (with its output).
     pub fn start_with_node_extra(name: &str, policy: &str, extra_node_toml: &str) -> Gateway {
+        Gateway::launch(name, policy, extra_node_toml, true)
+    }
+
+    /// As [`Gateway::start`], on a store without any web UI user: the box
+    /// prints a setup code.
+    ///
+    /// # Panics
+    /// When the gateway does not become healthy in 15 s (with its output).
+    pub fn start_without_admin(name: &str, policy: &str) -> Gateway {
+        Gateway::launch(name, policy, "", false)
+    }
+
+    fn launch(name: &str, policy: &str, extra_node_toml: &str, with_admin: bool) -> Gateway {
         let dir = temp_dir(name);
         let metrics = free_addr();
         let api = free_addr();
@@ -47,14 +63,23 @@ impl Gateway {
         );
         std::fs::write(dir.path().join("node.toml"), node).unwrap();
         std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        if with_admin {
+            add_user(&dir.path().join("data"), ADMIN, "admin", ADMIN_PASSWORD);
+        }
         let proc = spawn_run(name, dir.path());
         let gw = Gateway {
             proc,
             metrics,
             api,
             dir,
+            web: std::sync::Mutex::new(None),
         };
         gw.wait_healthy();
+        if with_admin {
+            // Log in now, so that status() answers as fast as it did over
+            // plain HTTP (tests poll it in tight loops).
+            gw.api_get("/api/v1/session");
+        }
         gw
     }
 
@@ -118,11 +143,34 @@ impl Gateway {
         self.dir.path().join("node.toml")
     }
 
-    /// `/api/v1/status` as text (JSON).
+    /// `/api/v1/status` as text (JSON; empty when the box does not answer).
     pub fn status(&self) -> String {
-        http_get(self.api, "/api/v1/status")
+        self.api_get("/api/v1/status")
             .map(|(_, body)| body)
             .unwrap_or_default()
+    }
+
+    /// `GET path` on the web listener over HTTPS, logged in as [`ADMIN`]:
+    /// `(status code, body)`, or `None` when the box does not answer.
+    pub fn api_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut web = self.web.lock().unwrap_or_else(|e| e.into_inner());
+        if web.is_none() {
+            let mut client = self.web_client();
+            if client.try_login(ADMIN, ADMIN_PASSWORD).ok()?.status != 200 {
+                return None;
+            }
+            *web = Some(client);
+        }
+        let r = web.as_ref()?.try_send("GET", path, &[], None).ok()?;
+        if r.status == 401 {
+            *web = None;
+        }
+        Some((r.status, r.body))
+    }
+
+    /// A new client of the web listener, not logged in.
+    pub fn web_client(&self) -> WebClient {
+        WebClient::new(self.api, &self.data_dir())
     }
 
     /// `/metrics` as text.

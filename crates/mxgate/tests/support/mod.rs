@@ -20,6 +20,7 @@ pub mod process;
 pub mod sync;
 pub mod tools;
 pub mod vrrp_lab;
+pub mod web;
 
 pub use net::{
     free_addr, free_port, port_listening, port_open, wait_listening, wait_port, wait_port_closed,

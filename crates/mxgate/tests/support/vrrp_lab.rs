@@ -10,7 +10,8 @@
 //!
 //! [`MxBox`] is one `mxgate run` with `[vrrp]` (advert interval 100 ms,
 //! VRID 51) in a box namespace, with its metrics (`127.0.0.1:9100`) and
-//! status API (`127.0.0.1:9101`) inside that namespace. The helpers below
+//! web API (HTTPS, `127.0.0.1:9101`, read by curl logged in as the test
+//! admin) inside that namespace. The helpers below
 //! watch who holds the VIP (`ip -n NS addr`), the boxes' states and the
 //! neighbour tables.
 //!
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::netns::Netns;
+use super::web::{add_user, ADMIN, ADMIN_PASSWORD};
 use super::{mxgate_bin, note_skip, poll, read_text, temp_dir, tool_in_path, Proc};
 
 /// The virtual IP the boxes share.
@@ -195,6 +197,7 @@ impl MxBox {
         );
         std::fs::write(dir.path().join("node.toml"), node).unwrap();
         std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        add_user(&dir.path().join("data"), ADMIN, "admin", ADMIN_PASSWORD);
         let node_path = dir.path().join("node.toml");
         let policy_path = dir.path().join("policy.toml");
         let mut cmd = ns.command(
@@ -224,11 +227,45 @@ impl MxBox {
         self._dir.path().join("data")
     }
 
-    /// `GET path` on the box's API or metrics port, from inside its namespace.
+    /// `GET path` on the box's metrics port (plain HTTP), from inside its
+    /// namespace.
     pub fn http(&self, port: u16, path: &str) -> String {
+        self.curl(&[&format!("http://127.0.0.1:{port}{path}")])
+    }
+
+    /// `GET path` on the box's web API (HTTPS, trusting the box's own
+    /// certificate), logged in as the test admin (the session cookie is
+    /// kept in a file and renewed when refused).
+    pub fn api_get(&self, path: &str) -> String {
+        let cert = self._dir.path().join("data").join("web").join("cert.pem");
+        let jar = self._dir.path().join("cookies.txt");
+        let (cert, jar) = (cert.to_str().unwrap(), jar.to_str().unwrap());
+        let url = |p: &str| format!("https://127.0.0.1:{API_PORT}{p}");
+        let get = || self.curl(&["--cacert", cert, "-b", jar, &url(path)]);
+        let body = get();
+        if !body.contains("not logged in") {
+            return body;
+        }
+        let login = format!("{{\"name\":\"{ADMIN}\",\"password\":\"{ADMIN_PASSWORD}\"}}");
+        self.curl(&[
+            "--cacert",
+            cert,
+            "-c",
+            jar,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &login,
+            &url("/api/v1/login"),
+        ]);
+        get()
+    }
+
+    /// `curl -s ARGS` inside the box's namespace; its output.
+    fn curl(&self, args: &[&str]) -> String {
         let out = std::process::Command::new(tool_in_path("ip").unwrap())
             .args(["netns", "exec", &self.ns, "curl", "-s", "--max-time", "5"])
-            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .args(args)
             .output()
             .expect("run curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -236,7 +273,7 @@ impl MxBox {
 
     /// `/api/v1/status` (JSON; null when it does not answer).
     pub fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.http(API_PORT, "/api/v1/status")).unwrap_or_default()
+        serde_json::from_str(&self.api_get("/api/v1/status")).unwrap_or_default()
     }
 
     /// The VRRP state from the status API (`master`, `backup`, ...; "" when

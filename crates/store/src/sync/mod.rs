@@ -64,11 +64,13 @@ pub const SYNCED_TABLES: &[(&str, &[&str])] = &[
     ("servers", &["pool", "name"]),
     ("settings", &["key"]),
     ("temp_allowlist", &["client"]),
+    ("users", &["name"]),
 ];
 
 /// Tables of the store that never sync: a change naming one is refused as
 /// [`SyncError::NodeLocal`].
 const NODE_LOCAL_TABLES: &[&str] = &[
+    "audit_log",
     "schema_version",
     "sync_log",
     "sync_node",
@@ -76,6 +78,7 @@ const NODE_LOCAL_TABLES: &[&str] = &[
     "track_recipients",
     "track_sessions",
     "track_transactions",
+    "web_sessions",
 ];
 
 /// True for the `settings` keys that are part of the shared policy

@@ -128,7 +128,7 @@ fn bad_batches_are_refused_whole_and_change_nothing() {
     let cases: Vec<(&str, Batch)> = vec![
         (
             "unknown table",
-            with_valid_first(&a, edit(&|c| c.table = "users".into())),
+            with_valid_first(&a, edit(&|c| c.table = "no_such_table".into())),
         ),
         (
             "tracking",
