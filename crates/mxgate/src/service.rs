@@ -89,7 +89,8 @@ impl Service {
         gateway.set_smtp_tls(Some(crate::tls::smtp_server_config(&store, &node.name)?));
         let (reports, reports_rx) = tokio::sync::mpsc::channel(crate::tracking::QUEUE);
         gateway.set_session_reports(reports);
-        gateway.set_resolver(resolver(node));
+        let resolver = resolver(node);
+        gateway.set_resolver(resolver.clone());
         let spool = node.data_dir.join("spool");
         std::fs::create_dir_all(&spool)
             .with_context(|| format!("cannot create the spool directory {}", spool.display()))?;
@@ -119,6 +120,13 @@ impl Service {
             Arc::clone(&pools),
             Arc::clone(&store),
         );
+        app.set_git_revision(env!("MXGATE_GIT_REV"));
+        if let Some(ring) = logging::ring() {
+            app.set_logs(ring);
+        }
+        if let Some(resolver) = resolver {
+            app.set_resolver(resolver);
+        }
         let metrics_addr = node
             .metrics_listen
             .map(|addr| {

@@ -93,6 +93,7 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("cannot start VRRP on {}", settings.interface))?;
     app.set_vrrp(monitor);
+    app.set_vrrp_handover(driver.hand_over());
     let watched = Watched {
         settings: settings.clone(),
         pools: Arc::clone(pools),

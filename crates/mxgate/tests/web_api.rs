@@ -230,7 +230,9 @@ fn every_mutating_route_needs_a_session_a_csrf_token_and_the_admin_role() {
         200,
         "read-only users read"
     );
-    for (method, path) in routes.iter().filter(|(_, p)| p != "/api/v1/logout") {
+    // Every user may log out and change their own password; nothing else.
+    let own = ["/api/v1/logout", "/api/v1/session/password"];
+    for (method, path) in routes.iter().filter(|(_, p)| !own.contains(&p.as_str())) {
         let r = viewer.json(method, &concrete(path), &body);
         assert_eq!(r.status, 403, "{method} {path} as read-only: {}", r.body);
     }

@@ -46,6 +46,7 @@ mod edit;
 mod error;
 mod filter_rows;
 mod greylist;
+mod mta_sts;
 mod probe;
 mod rows;
 mod schema;
@@ -58,6 +59,7 @@ mod web_sessions;
 
 pub use audit::{AuditEntry, AUDIT_KEEP};
 pub use error::StoreError;
+pub use mta_sts::MTA_STS_KEY;
 pub use probe::PROBE_FILE;
 pub use schema::SCHEMA_VERSION;
 pub use store::{Store, DB_FILE};

@@ -207,18 +207,9 @@ fn checked(
         .find(|p| p.name == pool)
         .ok_or_else(|| ApiError::not_found(format!("no pool is called {pool:?}")))?;
     change(&mut section.server)?;
-    let policy = Policy::validate(raw).map_err(|errors| {
-        let prefix = format!("pool[{pool}].server[{name}].");
-        let first = errors
-            .0
-            .iter()
-            .find(|e| e.key.starts_with(&prefix))
-            .or(errors.0.first());
-        match first {
-            Some(e) => ApiError::invalid(field_of(&e.key), &e.message),
-            None => ApiError::invalid("policy", "not valid"),
-        }
-    })?;
+    let prefix = format!("pool[{pool}].server[{name}].");
+    let policy = Policy::validate(raw)
+        .map_err(|errors| crate::policy_edit::refusal(&errors, &prefix, field_of))?;
     policy
         .pools
         .iter()

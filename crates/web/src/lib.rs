@@ -23,9 +23,11 @@ pub mod headers;
 pub mod tls;
 
 mod api;
+mod history;
 mod https;
 mod metrics;
 mod pages;
+mod policy_edit;
 mod state;
 mod status;
 mod tracking;
@@ -39,6 +41,7 @@ use axum::routing::get;
 use axum::Router;
 use std::future::Future;
 
+pub use api::logs::LogRing;
 pub use error::{ApiError, WebError};
 pub use https::serve_https;
 pub use state::AppState;
@@ -64,7 +67,10 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// The web UI's pages, the JSON API (`/api/v1/...`, `/api/openapi.json`)
 /// and `/healthz`, with the security headers on every answer.
+/// Starts the dashboard's counter history (`history.rs`) on the current
+/// runtime.
 pub fn web_router(state: AppState) -> Router {
+    history::start(&state);
     Router::new()
         .merge(api::router(&state))
         .merge(pages::router(&state))

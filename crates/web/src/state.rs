@@ -27,9 +27,15 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<Store>,
     /// The running virtual router, once `[vrrp]` started one.
     pub(crate) vrrp: OnceLock<mxgate_vrrp::Monitor>,
+    /// Asks the running virtual router to hand over to the peer.
+    pub(crate) handover: OnceLock<mxgate_vrrp::linux::HandOver>,
+    /// The process's newest log lines, once the binary gives them.
+    pub(crate) logs: OnceLock<Arc<crate::LogRing>>,
     /// The peer sync task's state, once `[sync]` started it: the peer's
     /// configured address and the shared status.
     pub(crate) sync: OnceLock<(String, Arc<mxgate_sync::Shared>)>,
+    /// The node's resolver (`[dns] servers`), for the diagnostics.
+    pub(crate) resolver: OnceLock<Arc<mxgate_dns::Resolver>>,
     /// The one-time setup code while the box has no admin.
     pub(crate) setup: Mutex<Option<SetupCode>>,
     /// Failed logins per client address and per user name.
@@ -38,6 +44,12 @@ pub(crate) struct Inner {
     pub(crate) login_failures: AtomicU64,
     /// Logins refused by the rate limit.
     pub(crate) login_rate_limited: AtomicU64,
+    /// The host readings of the dashboard (keeps the last CPU sample).
+    pub(crate) host: Mutex<mxgate_system::HostSampler>,
+    /// The last hour of counters, sampled by [`crate::history::start`].
+    pub(crate) history: Mutex<crate::history::History>,
+    /// The git revision the binary was built from, once the binary says.
+    pub(crate) git_revision: OnceLock<String>,
 }
 
 impl AppState {
@@ -58,11 +70,19 @@ impl AppState {
                 pools,
                 store,
                 vrrp: OnceLock::new(),
+                handover: OnceLock::new(),
+                logs: OnceLock::new(),
                 sync: OnceLock::new(),
+                resolver: OnceLock::new(),
                 setup: Mutex::new(None),
                 limiter: Mutex::new(LoginLimiter::default()),
                 login_failures: AtomicU64::new(0),
                 login_rate_limited: AtomicU64::new(0),
+                host: Mutex::new(mxgate_system::HostSampler::new(Some(
+                    mxgate_system::Firmware::new(version, None),
+                ))),
+                history: Mutex::new(crate::history::History::new(crate::history::CAPACITY)),
+                git_revision: OnceLock::new(),
             }),
         }
     }
@@ -94,6 +114,36 @@ impl AppState {
     /// the first call counts (a node runs at most one).
     pub fn set_vrrp(&self, monitor: mxgate_vrrp::Monitor) {
         let _ = self.inner.vrrp.set(monitor);
+    }
+
+    /// Lets `POST /api/v1/cluster/handover` ask the running virtual router
+    /// to step down. Only the first call counts.
+    pub fn set_vrrp_handover(&self, handover: mxgate_vrrp::linux::HandOver) {
+        let _ = self.inner.handover.set(handover);
+    }
+
+    /// Shows `ring` (the log lines the binary keeps) on the Logs page and
+    /// in `/api/v1/logs`. Only the first call counts.
+    pub fn set_logs(&self, ring: Arc<crate::LogRing>) {
+        let _ = self.inner.logs.set(ring);
+    }
+
+    /// Gives the diagnostics the node's resolver (the one the gateway
+    /// uses). Only the first call counts.
+    pub fn set_resolver(&self, resolver: Arc<mxgate_dns::Resolver>) {
+        let _ = self.inner.resolver.set(resolver);
+    }
+
+    /// Shows `revision` (the git revision of the build) on the System page
+    /// and in `/api/v1/system`. Only the first call counts.
+    pub fn set_git_revision(&self, revision: &str) {
+        let _ = self.inner.git_revision.set(revision.to_string());
+    }
+
+    /// The data directory (where the store lives: keys, pairing, spool).
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        let db = self.inner.store.path();
+        db.parent().unwrap_or(db).to_path_buf()
     }
 
     /// The VRRP picture now, when a virtual router runs.

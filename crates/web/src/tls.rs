@@ -51,29 +51,55 @@ pub fn server_config(
 ) -> Result<Arc<rustls::ServerConfig>, WebError> {
     let dir = web_dir(data_dir);
     let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+    let names = certificate_names(node, listen);
     if !cert_path.exists() || !key_path.exists() {
-        generate(&dir, &certificate_names(node, listen))?;
+        generate(&dir, &names)?;
         tracing::info!(path = %cert_path.display(), "web: self-signed certificate created");
     }
+    match load(&cert_path, &key_path) {
+        Ok(config) => Ok(config),
+        Err(e) => {
+            // Never lock the operator out (a power cut while the files were
+            // first written, a bad hand edit): keep the broken files aside
+            // and serve a new self-signed certificate.
+            tracing::error!(
+                "web: {e}; the files are kept as *.broken and a new self-signed \
+                 certificate is used"
+            );
+            for path in [&cert_path, &key_path] {
+                let aside = path.with_extension("pem.broken");
+                std::fs::rename(path, &aside).map_err(|source| WebError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            generate(&dir, &names)?;
+            load(&cert_path, &key_path)
+        }
+    }
+}
+
+/// The rustls configuration from a PEM chain and key.
+fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<rustls::ServerConfig>, WebError> {
     let bad = |path: &Path, reason: String| WebError::Certificate {
         path: path.to_path_buf(),
         reason,
     };
-    let certs = CertificateDer::pem_file_iter(&cert_path)
+    let certs = CertificateDer::pem_file_iter(cert_path)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| bad(&cert_path, format!("not a PEM certificate chain: {e}")))?;
+        .map_err(|e| bad(cert_path, format!("not a PEM certificate chain: {e}")))?;
     if certs.is_empty() {
-        return Err(bad(&cert_path, "holds no certificate".to_string()));
+        return Err(bad(cert_path, "holds no certificate".to_string()));
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| bad(&key_path, format!("not a PEM private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| bad(key_path, format!("not a PEM private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| bad(&cert_path, e.to_string()))?
+        .map_err(|e| bad(cert_path, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| bad(&key_path, format!("does not match {CERT_FILE}: {e}")))?;
+        .map_err(|e| bad(key_path, format!("does not match {CERT_FILE}: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -101,19 +127,35 @@ fn generate(dir: &Path, names: &[String]) -> Result<(), WebError> {
     let key = rcgen::KeyPair::generate().map_err(failed)?;
     let cert = params.self_signed(&key).map_err(failed)?;
     let key_path = dir.join(KEY_FILE);
-    write_private(&key_path, key.serialize_pem().as_bytes()).map_err(io(&key_path))?;
+    write_file_atomically(&key_path, key.serialize_pem().as_bytes(), 0o600)
+        .map_err(io(&key_path))?;
     let cert_path = dir.join(CERT_FILE);
-    std::fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))
+    write_file_atomically(&cert_path, cert.pem().as_bytes(), 0o644).map_err(io(&cert_path))
 }
 
-/// Writes `bytes` to a new file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to a new file beside `path` with `mode`, flushes it to
+/// disk, renames it over `path` and flushes the directory: after a crash
+/// or power cut, `path` holds the old or the new content, never half.
+///
+/// # Errors
+/// The I/O error of the first step that fails.
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
+    let tmp = path.with_extension("new");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -149,5 +191,18 @@ mod tests {
             std::fs::read(web_dir(dir.path()).join(CERT_FILE)).unwrap(),
             cert
         );
+    }
+
+    #[test]
+    fn an_empty_certificate_file_is_set_aside_and_replaced() {
+        // What a power cut during the first start left on an appliance.
+        let dir = tempfile::tempdir().unwrap();
+        server_config(dir.path(), "gw-a", None).unwrap();
+        let web = web_dir(dir.path());
+        std::fs::write(web.join(CERT_FILE), "").unwrap();
+        server_config(dir.path(), "gw-a", None).unwrap();
+        assert!(!std::fs::read(web.join(CERT_FILE)).unwrap().is_empty());
+        assert!(web.join("cert.pem.broken").exists());
+        assert!(web.join("key.pem.broken").exists());
     }
 }

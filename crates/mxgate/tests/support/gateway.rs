@@ -169,7 +169,18 @@ impl Gateway {
     }
 
     /// A new client of the web listener, not logged in.
+    ///
+    /// Waits (up to 15 s) for the box's certificate, which the web server
+    /// writes on its first start, possibly after `/healthz` answers.
     pub fn web_client(&self) -> WebClient {
+        let cert = self.data_dir().join("web").join("cert.pem");
+        let written = poll(Duration::from_secs(15), || {
+            std::fs::metadata(&cert)
+                .ok()
+                .filter(|m| m.len() > 0)
+                .map(|_| ())
+        });
+        assert!(written.is_some(), "no {}", cert.display());
         WebClient::new(self.api, &self.data_dir())
     }
 

@@ -261,6 +261,36 @@ impl MxBox {
         get()
     }
 
+    /// `POST path` with the JSON `body` on the box's web API, logged in as
+    /// the test admin with the session's CSRF token: `(status code, body)`.
+    pub fn api_post(&self, path: &str, body: &str) -> (u16, String) {
+        let session: serde_json::Value =
+            serde_json::from_str(&self.api_get("/api/v1/session")).unwrap_or_default();
+        let csrf = format!(
+            "X-CSRF-Token: {}",
+            session["csrf"].as_str().unwrap_or_default()
+        );
+        let cert = self._dir.path().join("data").join("web").join("cert.pem");
+        let jar = self._dir.path().join("cookies.txt");
+        let out = self.curl(&[
+            "--cacert",
+            cert.to_str().unwrap(),
+            "-b",
+            jar.to_str().unwrap(),
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &csrf,
+            "-d",
+            body,
+            "-w",
+            "\n%{http_code}",
+            &format!("https://127.0.0.1:{API_PORT}{path}"),
+        ]);
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     /// `curl -s ARGS` inside the box's namespace; its output.
     fn curl(&self, args: &[&str]) -> String {
         let out = std::process::Command::new(tool_in_path("ip").unwrap())

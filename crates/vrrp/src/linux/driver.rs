@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mxgate_wire::vrrp::{receive_ipv4, Repr, PRIORITY_RELEASE};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::garp::GarpSender;
+use super::handover::{HandOver, HandOverError, Request};
 use super::netlink::Netlink;
 use super::socket::{VrrpSocket, RECV_BUFFER};
 use super::{notify, DriverConfig, DriverError, Tracking, LINK_POLL};
@@ -44,6 +45,11 @@ pub struct Driver {
     applied: Tracking,
     /// A send is failing (log the first failure and the recovery only).
     send_failing: bool,
+    /// Hand-over requests ([`Driver::hand_over`] gives out the sender).
+    handover_tx: mpsc::Sender<Request>,
+    handover_rx: mpsc::Receiver<Request>,
+    /// While handed over: when to come back (held in Fault until then).
+    held_until: Option<Instant>,
 }
 
 /// What woke the loop.
@@ -54,6 +60,8 @@ enum Wake {
     Tracking(Option<Tracking>),
     LinkPoll,
     Refresh,
+    HandOver(Request),
+    HoldOver,
 }
 
 /// Sleep until `at`, or forever when there is none.
@@ -89,6 +97,7 @@ impl Driver {
             &config.unicast_peers,
         )?;
         let garp = Arc::new(GarpSender::open(&config.interface)?);
+        let (handover_tx, handover_rx) = mpsc::channel(4);
         Ok(Driver {
             config,
             machine,
@@ -104,7 +113,17 @@ impl Driver {
             external: Tracking::default(),
             applied: Tracking::default(),
             send_failing: false,
+            handover_tx,
+            handover_rx,
+            held_until: None,
         })
+    }
+
+    /// A handle to ask the running driver to hand over to the peer.
+    pub fn hand_over(&self) -> HandOver {
+        HandOver {
+            tx: self.handover_tx.clone(),
+        }
     }
 
     /// The address adverts are sent from.
@@ -146,6 +165,8 @@ impl Driver {
                 }
                 _ = link_poll.tick() => Wake::LinkPoll,
                 () = sleep_until(self.next_refresh) => Wake::Refresh,
+                Some(req) = self.handover_rx.recv() => Wake::HandOver(req),
+                () = sleep_until(self.held_until) => Wake::HoldOver,
             };
             match wake {
                 Wake::Stop => break,
@@ -167,6 +188,18 @@ impl Driver {
                 Wake::Refresh => {
                     self.next_refresh = self.next_refresh.map(|t| t + self.config.garp_refresh);
                     self.announce_once();
+                }
+                Wake::HandOver(req) => {
+                    let answer = self.start_hand_over(req.hold).await;
+                    let _ = req.reply.send(answer);
+                }
+                Wake::HoldOver => {
+                    tracing::info!(
+                        vrid = self.config.vrid,
+                        "vrrp: hand-over hold over, back as backup"
+                    );
+                    self.held_until = None;
+                    self.apply_tracking().await;
                 }
             }
         }
@@ -351,12 +384,30 @@ impl Driver {
         }
     }
 
+    /// Step down for `hold` when Master: held in Fault (the machine sends
+    /// priority 0 and removes the VIPs) until the hold is over.
+    async fn start_hand_over(&mut self, hold: std::time::Duration) -> Result<(), HandOverError> {
+        let state = self.machine.state();
+        if state != StateName::Master {
+            return Err(HandOverError::NotMaster(state));
+        }
+        tracing::info!(
+            vrid = self.config.vrid,
+            hold_s = hold.as_secs(),
+            "vrrp: handing over to the peer"
+        );
+        self.held_until = Some(Instant::now() + hold);
+        self.apply_tracking().await;
+        Ok(())
+    }
+
     /// Tell the machine what changed in the tracked objects: a fault is
     /// raised before a weight change, cleared after it (so the restart
     /// uses the new priority).
     async fn apply_tracking(&mut self) {
         let mut want = self.external;
         want.add(self.link_up == Some(false), self.config.link_weight);
+        want.fault |= self.held_until.is_some();
         if want == self.applied {
             return;
         }

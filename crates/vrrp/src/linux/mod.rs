@@ -41,12 +41,17 @@
 //! - **Notify**: on each transition, `notify` (if set) runs with the new
 //!   state as its argument ([`notify`]); it is not waited for beyond
 //!   [`notify::TIMEOUT`].
+//! - **Hand over** ([`HandOver`], from [`Driver::hand_over`]): a Master
+//!   steps down as if faulted (priority-0 advert, VIPs removed) for a hold
+//!   time, then returns as Backup; with `preempt` it may take the VIPs back
+//!   afterwards (see [`handover`]).
 //! - **Shutdown** (the cancellation token): the machine's Shutdown event (a
 //!   Master sends priority 0, so the backup takes over after Skew_Time),
 //!   then every VIP is removed, whatever the state.
 
 pub mod driver;
 pub mod garp;
+pub mod handover;
 pub mod netlink;
 pub mod notify;
 pub mod socket;
@@ -58,6 +63,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 pub use driver::Driver;
+pub use handover::{HandOver, HandOverError};
 
 /// How often the driver reads the interface's link state.
 pub const LINK_POLL: Duration = Duration::from_millis(200);

@@ -4,10 +4,22 @@
 //! table, so no route escapes authentication or the documentation.
 
 mod audit;
+pub(crate) mod certificates;
+pub(crate) mod cluster;
+pub(crate) mod diagnostics;
+pub(crate) mod dns_helper;
+pub(crate) mod filtering;
+pub(crate) mod handover;
+pub(crate) mod host;
+pub(crate) mod listeners;
+pub(crate) mod logs;
+pub(crate) mod mta_sts;
 mod openapi;
 mod pools;
 mod session;
-mod users;
+pub(crate) mod setup_policy;
+pub(crate) mod system;
+pub(crate) mod users;
 
 pub(crate) use session::{setup, SetupRequest};
 
@@ -67,6 +79,12 @@ pub(crate) fn routes() -> Vec<ApiRoute> {
             Public,
             post(session::setup_handler),
         ),
+        route(
+            Method::POST,
+            "/api/v1/setup/policy",
+            Admin,
+            post(setup_policy::create),
+        ),
         route(Method::POST, "/api/v1/login", Public, post(session::login)),
         route(Method::POST, "/api/v1/logout", User, post(session::logout)),
         route(Method::GET, "/api/v1/session", User, get(session::whoami)),
@@ -89,6 +107,7 @@ pub(crate) fn routes() -> Vec<ApiRoute> {
             get(crate::tracking::session),
         ),
         route(Method::GET, "/api/v1/audit", User, get(audit::list)),
+        route(Method::GET, "/api/v1/logs", User, get(logs::get_logs)),
         route(Method::GET, "/api/v1/users", User, get(users::list)),
         route(Method::POST, "/api/v1/users", Admin, post(users::create)),
         route(
@@ -106,6 +125,138 @@ pub(crate) fn routes() -> Vec<ApiRoute> {
             "/api/v1/pools/{pool}/servers/{name}/state",
             Admin,
             post(pools::set_state),
+        ),
+        route(Method::GET, "/api/v1/listeners", User, get(listeners::list)),
+        route(
+            Method::POST,
+            "/api/v1/listeners",
+            Admin,
+            post(listeners::create),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/listeners/{name}",
+            Admin,
+            put(listeners::change),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/listeners/{name}",
+            Admin,
+            delete(listeners::delete),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/filtering",
+            User,
+            get(filtering::get_all),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/filtering/{section}",
+            Admin,
+            put(filtering::put_section),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/certificates",
+            User,
+            get(certificates::get_all),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/certificates/{name}",
+            Admin,
+            put(certificates::put_named),
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/web-certificate",
+            Admin,
+            put(certificates::put_web_certificate),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/diagnostics/mx",
+            Admin,
+            post(diagnostics::mx),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/diagnostics/probe",
+            Admin,
+            post(diagnostics::probe),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/diagnostics/test-message",
+            Admin,
+            post(diagnostics::test_message),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/dns-helper",
+            Admin,
+            post(dns_helper::generate),
+        ),
+        route(Method::GET, "/api/v1/mta-sts", User, get(mta_sts::get)),
+        route(Method::PUT, "/api/v1/mta-sts", Admin, put(mta_sts::put)),
+        route(
+            Method::GET,
+            "/.well-known/mta-sts.txt",
+            Public,
+            get(mta_sts::well_known),
+        ),
+        route(Method::GET, "/api/v1/host", User, get(host::handler)),
+        route(
+            Method::GET,
+            "/api/v1/history",
+            User,
+            get(crate::history::handler),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/cluster",
+            User,
+            get(cluster::get_cluster),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/cluster/pairing",
+            Admin,
+            post(cluster::post_pairing),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/cluster/join",
+            Admin,
+            post(cluster::post_join),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/cluster/handover",
+            Admin,
+            post(handover::post_handover),
+        ),
+        route(Method::GET, "/api/v1/system", User, get(system::get_system)),
+        route(Method::GET, "/api/v1/policy", User, get(system::get_policy)),
+        route(
+            Method::PUT,
+            "/api/v1/policy",
+            Admin,
+            put(system::put_policy),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/session/password",
+            User,
+            post(system::post_password),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/system/reboot",
+            Admin,
+            post(system::post_reboot),
         ),
     ]
 }

@@ -3,7 +3,9 @@
 //! table: every route documented with its method, nothing extra, and the
 //! public routes (and only those) marked as needing no session.
 
-use super::{audit, pools, session, users};
+use super::{
+    audit, certificates, cluster, filtering, host, listeners, pools, session, system, users,
+};
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::OnceLock;
@@ -23,6 +25,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         document,
         session::setup_handler,
+        crate::api::setup_policy::create,
         session::login,
         session::logout,
         session::whoami,
@@ -30,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         crate::tracking::search,
         crate::tracking::session,
         audit::list,
+        crate::api::logs::get_logs,
         users::list,
         users::create,
         users::remove,
@@ -38,6 +42,33 @@ use utoipa::{Modify, OpenApi};
         pools::edit,
         pools::remove,
         pools::set_state,
+        listeners::list,
+        listeners::create,
+        listeners::change,
+        listeners::delete,
+        filtering::get_all,
+        filtering::put_section,
+        certificates::get_all,
+        certificates::put_named,
+        certificates::put_web_certificate,
+        crate::api::diagnostics::mx,
+        crate::api::diagnostics::probe,
+        crate::api::diagnostics::test_message,
+        crate::api::dns_helper::generate,
+        crate::api::mta_sts::get,
+        crate::api::mta_sts::put,
+        crate::api::mta_sts::well_known,
+        host::handler,
+        crate::history::handler,
+        cluster::get_cluster,
+        cluster::post_pairing,
+        cluster::post_join,
+        crate::api::handover::post_handover,
+        system::get_system,
+        system::get_policy,
+        system::put_policy,
+        system::post_password,
+        system::post_reboot,
     ),
     modifiers(&SessionCookie)
 )]

@@ -1,8 +1,12 @@
-//! The Dashboard: this box (name, version, uptime, health), its listeners,
-//! its backends' health, VRRP and peer sync, from the same status document
-//! as `/api/v1/status`.
+//! The Dashboard: this box (name, version, uptime, health) and its host
+//! (CPU, load, memory, disk, interfaces: `/api/v1/host`), the mail counters
+//! (accepted, rejected, deferred), sessions and messages per minute as
+//! charts (`/api/v1/history`), the top reject reasons, VRRP and peer sync,
+//! listeners and backend health (`/api/v1/status`). `/assets/dashboard.js`
+//! reloads the live panels every 10 s; without it the page is complete.
 
 use super::layout::{self, badge, respond, Frame};
+use super::{chart, host};
 use crate::auth::AuthUser;
 use crate::state::AppState;
 use axum::extract::State;
@@ -20,7 +24,7 @@ pub(crate) fn word<T: Serialize>(value: &T) -> String {
 }
 
 /// `3d 4h`, `5h 2m`, `42s`.
-fn duration(s: u64) -> String {
+pub(crate) fn duration(s: u64) -> String {
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m {}s", s / 60, s % 60),
@@ -31,6 +35,8 @@ fn duration(s: u64) -> String {
 
 pub(crate) async fn page(State(state): State<AppState>, user: AuthUser) -> Response {
     let status = state.status();
+    let host = crate::api::host::read(&state).await.ok();
+    let samples = crate::state::lock(&state.inner.history).samples();
     let frame = Frame {
         node: &state.inner.node,
         user: Some(&user),
@@ -38,6 +44,9 @@ pub(crate) async fn page(State(state): State<AppState>, user: AuthUser) -> Respo
     };
     let health_word = if status.health == "ok" { "ok" } else { "bad" };
     let body = html! {
+        div #live data-refresh="10" {
+        (counters(&status, &state))
+        (charts(&samples))
         div.grid {
             section.card aria-labelledby="box-h" {
                 h2 #box-h { "This box" }
@@ -58,6 +67,7 @@ pub(crate) async fn page(State(state): State<AppState>, user: AuthUser) -> Respo
                 (sync(&status))
             }
         }
+        @if let Some(h) = &host { (host::panel(h)) } @else { p.notice.bad { "The host readings are not available." } }
         section.card aria-labelledby="listeners-h" {
             h2 #listeners-h { "Listeners" }
             @if status.listeners.is_empty() {
@@ -93,6 +103,8 @@ pub(crate) async fn page(State(state): State<AppState>, user: AuthUser) -> Respo
             }
             p { a href="/backends" { "Manage the backends" } }
         }
+        }
+        script src="/assets/dashboard.js" defer {}
     };
     respond(StatusCode::OK, layout::page(&frame, "Dashboard", body))
 }
@@ -125,6 +137,84 @@ fn sync(status: &crate::Status) -> Markup {
             }
         } @else {
             p.muted { "Not configured on this box (no " code { "[sync]" } " in its node file)." }
+        }
+    }
+}
+
+/// Verdict results that turned a sender away (or made it wait).
+const REFUSING: &[&str] = &[
+    "block",
+    "limited",
+    "reject",
+    "drop",
+    "listed",
+    "fail",
+    "defer",
+    "deferred",
+    "greylisted",
+];
+
+/// The mail counters since start and the top reject reasons.
+fn counters(status: &crate::Status, state: &AppState) -> Markup {
+    let sum = |f: fn(&mxgate_gateway::ListenerStatus) -> u64| -> u64 {
+        status.listeners.iter().map(f).sum()
+    };
+    let mut reasons: Vec<(String, u64)> = state
+        .inner
+        .gateway
+        .filter_verdicts()
+        .into_iter()
+        .filter(|(_, result, n)| *n > 0 && REFUSING.contains(&result.as_str()))
+        .map(|(check, result, n)| (format!("{check}: {result}"), n))
+        .collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reasons.truncate(5);
+    html! {
+        div.grid {
+            section.card aria-labelledby="mail-h" {
+                h2 #mail-h { "Mail since start" }
+                div.scroll { table {
+                    thead { tr { th { "" } th { "Accepted" } th { "Rejected" } th { "Deferred" } } }
+                    tbody {
+                        tr { th scope="row" { "Connections" }
+                            td.ok { (sum(|l| l.connections.accepted)) }
+                            td.bad { (sum(|l| l.connections.rejected)) }
+                            td.pending { (sum(|l| l.connections.tempfail)) } }
+                        tr { th scope="row" { "Messages (smtp mode)" }
+                            td.ok { (sum(|l| l.connections.messages_accepted)) }
+                            td.bad { (sum(|l| l.connections.messages_rejected)) }
+                            td.pending { (sum(|l| l.connections.messages_tempfail)) } }
+                    }
+                } }
+            }
+            section.card aria-labelledby="reasons-h" {
+                h2 #reasons-h { "Top reject reasons" }
+                @if reasons.is_empty() {
+                    p.muted { "Nothing was refused by screening or policy since start." }
+                } @else {
+                    ol { @for (reason, n) in &reasons { li { (reason) " — " strong { (n) } } } }
+                }
+            }
+        }
+    }
+}
+
+/// Sessions and messages per minute over the kept history.
+fn charts(samples: &[crate::history::Sample]) -> Markup {
+    let minutes = samples
+        .first()
+        .zip(samples.last())
+        .map_or(0, |(a, b)| (b.unix_ms - a.unix_ms) / 60_000);
+    let span = format!("last {minutes} min, one point per 10 s");
+    let sessions: Vec<Option<f64>> = samples.iter().map(|s| s.sessions_per_min).collect();
+    let messages: Vec<Option<f64>> = samples.iter().map(|s| s.messages_per_min).collect();
+    html! {
+        section.card aria-labelledby="rates-h" {
+            h2 #rates-h { "Traffic" }
+            div.grid {
+                (chart::line("chart-sessions", "Sessions per minute", "/min", &span, &sessions))
+                (chart::line("chart-messages", "Messages per minute", "/min", &span, &messages))
+            }
         }
     }
 }

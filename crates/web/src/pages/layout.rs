@@ -33,42 +33,47 @@ pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         path: "/listeners",
         label: "Listeners",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/filtering",
         label: "Filtering",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/cluster",
         label: "Cluster",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/tracking",
         label: "Tracking",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/diagnostics",
         label: "Diagnostics",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/dns",
         label: "DNS",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/certificates",
         label: "Certificates",
-        built: false,
+        built: true,
     },
     NavItem {
         path: "/system",
         label: "System",
-        built: false,
+        built: true,
+    },
+    NavItem {
+        path: "/logs",
+        label: "Logs",
+        built: true,
     },
 ];
 

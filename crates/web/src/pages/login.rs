@@ -35,11 +35,11 @@ pub(crate) struct SetupForm {
     password_again: String,
 }
 
-/// A redirect to `/` that sets the new session's cookie.
-fn logged_in(session: &NewSession) -> Response {
+/// A redirect to `to` that sets the new session's cookie.
+fn logged_in(session: &NewSession, to: &str) -> Response {
     (
         [(header::SET_COOKIE, auth::session_cookie(&session.token))],
-        Redirect::to("/"),
+        Redirect::to(to),
     )
         .into_response()
 }
@@ -82,7 +82,7 @@ pub(crate) async fn login_form(
     Form(form): Form<LoginForm>,
 ) -> Response {
     match auth::login(&state, client.0, &form.name, &form.password).await {
-        Ok(session) => logged_in(&session),
+        Ok(session) => logged_in(&session, "/"),
         Err(e) => {
             let mut response = respond(e.status, login_markup(&state, &form.name, Some(&e)));
             if let Some(s) = e.retry_after_s {
@@ -146,7 +146,11 @@ pub(crate) async fn setup_form(
         password: form.password.clone(),
     };
     match setup(&state, client, req).await {
-        Ok(session) => logged_in(&session),
+        // The second step: the guided first policy, while it has no listener.
+        Ok(session) if crate::api::setup_policy::wanted(&state) => {
+            logged_in(&session, "/setup/policy")
+        }
+        Ok(session) => logged_in(&session, "/"),
         Err(e) if e.status == StatusCode::CONFLICT => Redirect::to("/login").into_response(),
         Err(e) => respond(e.status, setup_markup(&state, &form, Some(&e))),
     }
