@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::process::{group_members, pid_alive};
 use support::{
-    free_port, output_text, port_open, skip_unless_tools, smtp_source, swaks, wait_port,
+    free_port, output_text, poll, port_open, skip_unless_tools, smtp_source, swaks, wait_port,
     wait_port_closed, Postfix, Proc, DELIVERED,
 };
 
@@ -77,7 +77,16 @@ fn proc_kills_what_ignores_sigterm() {
     );
     assert!(took < Duration::from_secs(6), "stop took {took:?}");
     assert_eq!(p.status_text(), "signal 9", "{status:?}");
-    assert!(group_members(pid).is_empty(), "descendants survived");
+    // The killed children leave the process table a moment later on a
+    // loaded machine.
+    let gone = poll(Duration::from_secs(3), || {
+        group_members(pid).is_empty().then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "descendants survived: {:?}",
+        group_members(pid)
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::netns::skip_unless_netns;
-use support::vrrp_lab::{assert_vip, curl_missing, wait_vip, Lab, MxBox, START, TAKEOVER};
+use support::vrrp_lab::{assert_vip, curl_missing, started_pair, wait_vip, TAKEOVER};
 
 const HOLD: Duration = Duration::from_secs(5);
 
@@ -20,12 +20,7 @@ fn hand_over_moves_the_vip_to_the_peer_for_the_hold_time() {
     if skip_unless_netns(test) || curl_missing(test) {
         return;
     }
-    let lab = Lab::new();
-    let mut a = MxBox::start(&lab.a, "gw-a", 150, "");
-    let mut b = MxBox::start(&lab.b, "gw-b", 100, "");
-    a.wait_state("MASTER", START);
-    b.wait_state("BACKUP", START);
-    assert_vip(&lab.a, true, "A (150) is master", &[&a, &b]);
+    let (lab, a, mut b) = started_pair(100, "", "", "A (150) is master");
 
     let (code, body) = b.api_post("/api/v1/cluster/handover", "{\"hold_s\":5}");
     assert_eq!(code, 409, "a backup has nothing to hand over: {body}");

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use support::netns::skip_unless_netns;
 use support::vrrp_lab::{
-    assert_vip, curl_missing, mac, wait_neighbour, wait_vip, Lab, MxBox, DEV, START, TAKEOVER, VIP,
+    assert_vip, curl_missing, mac, started_pair, wait_neighbour, wait_vip, Lab, MxBox, DEV, START,
+    TAKEOVER, VIP,
 };
 use support::{mxgate_bin, poll, temp_dir, tool_in_path, Proc};
 
@@ -32,12 +33,7 @@ fn higher_priority_wins_sigterm_hands_over_and_preemption_takes_back() {
     if skip_unless_netns(test) || curl_missing(test) {
         return;
     }
-    let lab = Lab::new();
-    let mut a = MxBox::start(&lab.a, "gw-a", 150, "");
-    let mut b = MxBox::start(&lab.b, "gw-b", 100, "");
-    a.wait_state("MASTER", START);
-    b.wait_state("BACKUP", START);
-    assert_vip(&lab.a, true, "A (150) is master", &[&a, &b]);
+    let (lab, mut a, mut b) = started_pair(100, "", "", "A (150) is master");
     assert_vip(&lab.b, false, "B (100) is backup", &[&a, &b]);
     let a_mac = mac(&lab.a);
     assert!(
@@ -121,12 +117,7 @@ fn sigkill_and_link_down_then_a_restart_cleans_the_stale_vip() {
     if skip_unless_netns(test) {
         return;
     }
-    let lab = Lab::new();
-    let mut a = MxBox::start(&lab.a, "gw-a", 150, "");
-    let mut b = MxBox::start(&lab.b, "gw-b", 100, "");
-    a.wait_state("MASTER", START);
-    b.wait_state("BACKUP", START);
-    assert_vip(&lab.a, true, "A is master", &[&a, &b]);
+    let (lab, mut a, mut b) = started_pair(100, "", "", "A is master");
 
     // A dies without a word and its link goes down: B takes over after
     // Master_Down_Interval.
@@ -171,12 +162,7 @@ fn tracking_a_dead_pool_and_a_down_link() {
     if skip_unless_netns(test) || curl_missing(test) {
         return;
     }
-    let lab = Lab::new();
-    let mut a = MxBox::start(&lab.a, "gw-a", 150, "");
-    let mut b = MxBox::start(&lab.b, "gw-b", 120, "");
-    a.wait_state("MASTER", START);
-    b.wait_state("BACKUP", START);
-    assert_vip(&lab.a, true, "A is master", &[&a, &b]);
+    let (lab, mut a, mut b) = started_pair(120, "", "", "A is master");
 
     // A's only backend dies: its pool is down, A advertises 150 - 50 = 100,
     // and B (120) preempts it.
@@ -229,12 +215,12 @@ fn unicast_peers_instead_of_multicast() {
     if skip_unless_netns(test) || curl_missing(test) {
         return;
     }
-    let lab = Lab::new();
-    let mut a = MxBox::start(&lab.a, "gw-a", 150, "unicast_peers = [\"10.77.0.2\"]");
-    let mut b = MxBox::start(&lab.b, "gw-b", 100, "unicast_peers = [\"10.77.0.1\"]");
-    a.wait_state("MASTER", START);
-    b.wait_state("BACKUP", START);
-    assert_vip(&lab.a, true, "A is master over unicast", &[&a, &b]);
+    let (lab, mut a, mut b) = started_pair(
+        100,
+        "unicast_peers = [\"10.77.0.2\"]",
+        "unicast_peers = [\"10.77.0.1\"]",
+        "A is master over unicast",
+    );
     std::thread::sleep(Duration::from_millis(700));
     assert!(!lab.b.has_addr(DEV, VIP), "B hears A's unicast adverts");
     let received = poll(TAKEOVER, || {

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 use support::gateway::{l4_policy, Gateway, Sink};
 use support::sync::export;
-use support::web::{add_user, WebClient, ADMIN, ADMIN_PASSWORD};
+use support::web::{add_user, admin, WebClient, ADMIN, ADMIN_PASSWORD};
 use support::{free_addr, poll};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -28,13 +28,6 @@ fn gateway(name: &str) -> (Gateway, Sink) {
         "",
     );
     (Gateway::start(name, &policy), sink)
-}
-
-fn admin(gw: &Gateway) -> WebClient {
-    let mut c = gw.web_client();
-    let r = c.login(ADMIN, ADMIN_PASSWORD);
-    assert_eq!(r.status, 200, "{}", r.body);
-    c
 }
 
 /// The example values of a path's parameters.

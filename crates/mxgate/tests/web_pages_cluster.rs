@@ -12,17 +12,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use support::gateway::{smtp_policy, Gateway, Sink};
 use support::sync::{peer_up, with_domains};
-use support::web::{add_user, WebClient, ADMIN, ADMIN_PASSWORD};
+use support::web::{add_user, admin, ADMIN_PASSWORD};
 use support::{free_addr, poll};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn admin(gw: &Gateway) -> WebClient {
-    let mut c = gw.web_client();
-    let r = c.login(ADMIN, ADMIN_PASSWORD);
-    assert_eq!(r.status, 200, "{}", r.body);
-    c
-}
 
 /// The standard output of `mxgate policy export` for `gw`'s store.
 fn export(gw: &Gateway) -> String {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::gateway::{l4_policy, Gateway, Sink, SmtpClient};
 use support::poll;
 use support::sync::export;
-use support::web::{add_user, Response, WebClient, ADMIN, ADMIN_PASSWORD};
+use support::web::{add_user, admin, self_signed, Response, WebClient};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -30,21 +30,38 @@ fn l4_gateway(name: &str) -> (Gateway, Sink) {
     (Gateway::start(name, &policy), sink)
 }
 
-fn admin(gw: &Gateway) -> WebClient {
-    let cert = gw.data_dir().join("web").join("cert.pem");
-    poll(WAIT, || cert.exists().then_some(())).expect("the web UI certificate is made");
-    let mut c = gw.web_client();
-    let r = c.login(ADMIN, ADMIN_PASSWORD);
-    assert_eq!(r.status, 200, "{}", r.body);
-    c
-}
-
 /// Posts a page form with the session's CSRF field.
 fn post(c: &WebClient, path: &str, fields: &[(&str, &str)]) -> Response {
     let csrf = c.csrf.clone().expect("logged in");
     let mut all = vec![("csrf", csrf.as_str())];
     all.extend_from_slice(fields);
     c.form(path, &all)
+}
+
+/// Gets `path` and checks that it answers 200 with `text` in the page.
+fn page_says(c: &WebClient, path: &str, text: &str) {
+    let page = c.get(path);
+    assert_eq!(page.status, 200, "{path}: {}", page.body);
+    assert!(
+        page.body.contains(text),
+        "{path} says {text:?}: {}",
+        page.body
+    );
+}
+
+/// Adds `domain` to the allow or block list (`action`) on the Filtering page.
+fn add_sender_domain(c: &WebClient, action: &str, domain: &str) {
+    let r = post(
+        c,
+        "/filtering/lists",
+        &[
+            ("op", "add"),
+            ("action", action),
+            ("kind", "sender_domain"),
+            ("value", domain),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
 }
 
 /// The `<p class="error">` shown for input `id`, if any.
@@ -59,25 +76,9 @@ fn error_next_to(page: &str, id: &str) -> Option<String> {
 fn a_block_entry_added_on_the_filtering_page_shows_there_and_in_the_export() {
     let (gw, _sink) = l4_gateway("filtering-page");
     let c = admin(&gw);
-    let page = c.get("/filtering");
-    assert_eq!(page.status, 200);
-    assert!(
-        page.body.contains("No allow or block entry"),
-        "empty state: {}",
-        page.body
-    );
+    page_says(&c, "/filtering", "No allow or block entry");
 
-    let r = post(
-        &c,
-        "/filtering/lists",
-        &[
-            ("op", "add"),
-            ("action", "block"),
-            ("kind", "sender_domain"),
-            ("value", "spam.test"),
-        ],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
+    add_sender_domain(&c, "block", "spam.test");
     let page = c.get("/filtering").body;
     assert!(
         page.contains("<td class=\"mono\">spam.test</td>") && page.contains("sender domain"),
@@ -162,26 +163,14 @@ fn a_block_entry_added_on_the_filtering_page_shows_there_and_in_the_export() {
 fn a_message_sent_through_an_smtp_listener_is_found_on_the_tracking_page() {
     let (gw, _sink, bind) = Gateway::start_smtp_with_sink("");
     let c = admin(&gw);
-    let empty = c.get("/tracking?recipient=nobody%40example.test");
-    assert_eq!(empty.status, 200);
-    assert!(
-        empty.body.contains("No session matches this search"),
-        "{}",
-        empty.body
+    page_says(
+        &c,
+        "/tracking?recipient=nobody%40example.test",
+        "No session matches this search",
     );
 
     // An allow entry added on the Filtering page puts a check in the trail.
-    let r = post(
-        &c,
-        "/filtering/lists",
-        &[
-            ("op", "add"),
-            ("action", "allow"),
-            ("kind", "sender_domain"),
-            ("value", "a.test"),
-        ],
-    );
-    assert_eq!(r.status, 303, "{}", r.body);
+    add_sender_domain(&c, "allow", "a.test");
     let hostile = "\"<script>x</script>\"@a.test";
     let mut smtp = SmtpClient::connect(bind).unwrap();
     assert!(smtp.reply().unwrap().starts_with("220"));
@@ -235,16 +224,6 @@ fn a_message_sent_through_an_smtp_listener_is_found_on_the_tracking_page() {
     assert_eq!(r.status, 422);
     assert!(error_next_to(&r.body, "t-since").is_some(), "{}", r.body);
     assert_eq!(c.get("/tracking/999999").status, 404);
-}
-
-/// A self-signed certificate for mx.example.test and its key, PEM.
-fn self_signed() -> (String, String) {
-    let mut params = rcgen::CertificateParams::new(vec!["mx.example.test".into()]).unwrap();
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2090, 1, 1);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 #[test]

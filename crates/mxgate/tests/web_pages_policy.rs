@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 use support::gateway::{l4_policy, Gateway, Sink, SmtpClient};
 use support::sync::export;
-use support::web::{add_user, WebClient, ADMIN, ADMIN_PASSWORD};
+use support::web::{add_user, admin, self_signed, WebClient};
 use support::{free_addr, poll};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -28,13 +28,6 @@ fn gateway(name: &str) -> (Gateway, Sink, std::net::SocketAddr) {
         "",
     );
     (Gateway::start(name, &policy), sink, bind)
-}
-
-fn admin(gw: &Gateway) -> WebClient {
-    let mut c = gw.web_client();
-    let r = c.login(ADMIN, ADMIN_PASSWORD);
-    assert_eq!(r.status, 200, "{}", r.body);
-    c
 }
 
 /// Sends `body` and expects a 422 naming `field`, with the policy as it was.
@@ -215,16 +208,6 @@ fn filtering_changes_show_in_the_export_and_refused_input_changes_nothing() {
         "body",
     );
     assert_eq!(c.json("PUT", &put("nope"), &json!({})).status, 404);
-}
-
-/// A self-signed certificate for mx.example.test and its key, PEM.
-fn self_signed() -> (String, String) {
-    let mut params = rcgen::CertificateParams::new(vec!["mx.example.test".into()]).unwrap();
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2090, 1, 1);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 #[test]

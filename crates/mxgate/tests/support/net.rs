@@ -15,10 +15,14 @@ use std::path::Path;
 
 use super::{poll, read_text};
 
-/// A TCP port on 127.0.0.1 that was free a moment ago, in 20000..32000.
+/// A TCP port on 127.0.0.1 that was free a moment ago, in 20000..32000,
+/// and not handed out before by this process (a test often asks for
+/// several ports before anything binds them).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
     static SEED: AtomicU64 = AtomicU64::new(0);
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut x = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
         ^ u64::from(std::process::id()) << 32
         ^ std::time::SystemTime::now()
@@ -30,7 +34,11 @@ pub fn free_port() -> u16 {
         x ^= x >> 7;
         x ^= x << 17;
         let port = 20_000 + (x % 12_000) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }

@@ -347,6 +347,24 @@ impl MxBox {
     }
 }
 
+/// A new lab with A (priority 150, VRRP settings `a_extra`) and B
+/// (`b_priority`, `b_extra`) started, A master and B backup, and the VIP on
+/// A (`what` names that check). Drop B and A before the lab.
+pub fn started_pair(
+    b_priority: u8,
+    a_extra: &str,
+    b_extra: &str,
+    what: &str,
+) -> (Lab, MxBox, MxBox) {
+    let lab = Lab::new();
+    let mut a = MxBox::start(&lab.a, "gw-a", 150, a_extra);
+    let mut b = MxBox::start(&lab.b, "gw-b", b_priority, b_extra);
+    a.wait_state("MASTER", START);
+    b.wait_state("BACKUP", START);
+    assert_vip(&lab.a, true, what, &[&a, &b]);
+    (lab, a, b)
+}
+
 /// Whether curl is missing (then the test is reported as skipped).
 pub fn curl_missing(test: &str) -> bool {
     if tool_in_path("curl").is_some() {

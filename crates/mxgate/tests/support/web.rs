@@ -318,3 +318,28 @@ pub fn add_user(data_dir: &Path, name: &str, role: &str, password: &str) {
         super::output_text(&out)
     );
 }
+
+/// A client of `gw`'s web UI logged in as the first admin, once the box
+/// has made its web certificate (that is, once it is serving).
+///
+/// # Panics
+/// When the certificate does not appear within 20 s or the login fails.
+pub fn admin(gw: &super::gateway::Gateway) -> WebClient {
+    let cert = gw.data_dir().join("web").join("cert.pem");
+    super::poll(Duration::from_secs(20), || cert.exists().then_some(()))
+        .expect("the web UI certificate is made");
+    let mut c = gw.web_client();
+    let r = c.login(ADMIN, ADMIN_PASSWORD);
+    assert_eq!(r.status, 200, "{}", r.body);
+    c
+}
+
+/// A self-signed certificate for mx.example.test and its key, PEM.
+pub fn self_signed() -> (String, String) {
+    let mut params = rcgen::CertificateParams::new(vec!["mx.example.test".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}

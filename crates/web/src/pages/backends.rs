@@ -4,7 +4,8 @@
 //! through [`crate::backends`], like the API; a refused field is shown
 //! next to its input with what was typed, and nothing changes.
 
-use super::layout::{self, badge, csrf_field, field, respond, Frame};
+use super::form::field;
+use super::layout::{self, badge, csrf_field, respond, Frame};
 use crate::auth::AuthUser;
 use crate::backends::{self, parse_state, PoolView, ServerInput, ServerView};
 use crate::error::ApiError;

@@ -6,6 +6,7 @@
 //! [`certificates::put_web`] like the API. A refused chain or key is shown
 //! next to its text area, and nothing changes.
 
+use super::form::labelled;
 use super::layout::{self, badge, csrf_field, respond, Frame};
 use crate::api::certificates::{self, CertificateView, Upload, WEB_TAKES_EFFECT};
 use crate::auth::AuthUser;
@@ -162,15 +163,11 @@ fn upload_form(
 }
 
 fn pem_area(id: &str, name: &str, label: &str, value: &str, error: Option<&ApiError>) -> Markup {
-    let reason = error.and_then(|e| e.reason_for(name));
-    let error_id = format!("{id}-error");
-    html! {
-        div {
-            label for=(id) { (label) }
+    labelled(id, name, label, error, |aria| {
+        html! {
             textarea id=(id) name=(name) rows="8" spellcheck="false" autocomplete="off"
-                aria-invalid=[reason.map(|_| "true")]
-                aria-describedby=[reason.map(|_| error_id.as_str())] { (value) }
-            @if let Some(reason) = reason { p.error id=(error_id) { (reason) } }
+                aria-invalid=[aria.invalid]
+                aria-describedby=[aria.described_by] { (value) }
         }
-    }
+    })
 }

@@ -6,7 +6,9 @@
 //! the peer's code. Both go through [`crate::api::cluster`], like the API.
 
 use super::dashboard::{duration, word};
-use super::layout::{self, badge, csrf_field, field, respond, Frame};
+use super::form::field;
+use super::layout::{self, badge, csrf_field, respond, Frame};
+use super::time::civil_from_days;
 use crate::api::cluster::{self, ClusterView, JoinRequest, PairingCode};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -245,26 +247,13 @@ fn pairing(
 fn utc(unix: u64) -> String {
     let days = unix / 86_400;
     let secs = unix % 86_400;
-    let (y, m, d) = civil(days);
+    // At most u64::MAX / 86_400 days: always fits an i64.
+    let (y, m, d) = civil_from_days(days as i64);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
         secs / 3600,
         secs % 3600 / 60
     )
-}
-
-/// The date of a day number since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

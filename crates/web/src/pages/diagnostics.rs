@@ -6,7 +6,8 @@
 //! makes outbound connections. A refused field is shown next to its
 //! input with what was typed.
 
-use super::layout::{self, csrf_field, field, respond, Frame};
+use super::form::{field, optional_number};
+use super::layout::{self, csrf_field, respond, Frame};
 use crate::api::diagnostics::{
     default_address, default_from, run_mx, run_probe, run_test_message, MxRequest, ProbeRequest,
     ProbeResult, TestMessageRequest, TestMessageResult,
@@ -108,17 +109,6 @@ pub(crate) async fn test_message(
     };
     let result = run_test_message(&state, &request).await;
     render(&state, &user, Some(Outcome::Test(form, result)))
-}
-
-/// A number field: empty is `None`.
-fn optional_number(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse()
-        .map(Some)
-        .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a whole number")))
 }
 
 fn render(state: &AppState, user: &AuthUser, outcome: Option<Outcome>) -> Response {

@@ -7,7 +7,8 @@
 //! (`api::dns_helper`, `api::mta_sts`); a refused field is shown next to
 //! its input.
 
-use super::layout::{self, csrf_field, field, respond, Frame};
+use super::form::{field, optional_number, select};
+use super::layout::{self, csrf_field, respond, Frame};
 use crate::api::diagnostics::vips;
 use crate::api::dns_helper::{run, DnsHelperRequest, DnsHelperResult, HostInput, DEFAULT_MAX_AGE};
 use crate::api::mta_sts::{current, save, MtaStsSetting, MtaStsView};
@@ -85,7 +86,7 @@ pub(crate) async fn publish(
     user: AuthUser,
     Form(form): Form<PublishForm>,
 ) -> Response {
-    let result = match number("max_age", &form.max_age) {
+    let result = match optional_number("max_age", &form.max_age) {
         Ok(max_age) => {
             let setting = MtaStsSetting {
                 mode: form.mode.clone(),
@@ -173,20 +174,10 @@ fn request(form: &HelperForm) -> Result<DnsHelperRequest, ApiError> {
         hosts,
         tls_rpt_rua: Some(form.tls_rpt_rua.clone()),
         mta_sts_mode: Some(form.mta_sts_mode.clone()),
-        max_age: number("max_age", &form.max_age)?,
+        max_age: optional_number("max_age", &form.max_age)?,
         mta_sts_id: None,
         migrating: Some(form.migrating.is_some()),
     })
-}
-
-fn number(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse()
-        .map(Some)
-        .map_err(|_| ApiError::invalid(field, format!("{text:?} is not a whole number")))
 }
 
 async fn render(
@@ -225,7 +216,7 @@ fn helper_form(form: &HelperForm, error: Option<&ApiError>) -> Markup {
             form method="get" action="/dns" {
                 div.fields {
                     (field("dns-domain", "domain", "Mail domain", "text", &form.domain, error))
-                    (select("dns-mode", "mode", "Mode", &["active-passive", "active-active"], &form.mode, error))
+                    (select("dns-mode", "mode", "Mode", &[("active-passive", "active-passive"), ("active-active", "active-active")], &form.mode, error))
                 }
                 @if let Some(reason) = error.and_then(|e| e.reason_for("hosts")) {
                     p.error { (reason) }
@@ -238,7 +229,7 @@ fn helper_form(form: &HelperForm, error: Option<&ApiError>) -> Markup {
                 }
                 div.fields {
                     (field("dns-rua", "tls_rpt_rua", "TLS-RPT reports to (default mailto:tlsrpt@domain)", "text", &form.tls_rpt_rua, error))
-                    (select("dns-sts-mode", "mta_sts_mode", "MTA-STS mode", &["testing", "enforce", "none"], &form.mta_sts_mode, error))
+                    (select("dns-sts-mode", "mta_sts_mode", "MTA-STS mode", &[("testing", "testing"), ("enforce", "enforce"), ("none", "none")], &form.mta_sts_mode, error))
                     (field("dns-max-age", "max_age", "MTA-STS max_age (seconds)", "number", &form.max_age, error))
                 }
                 div {
@@ -249,29 +240,6 @@ fn helper_form(form: &HelperForm, error: Option<&ApiError>) -> Markup {
                 }
                 p { button.primary type="submit" name="show" value="1" { "Show the records" } }
             }
-        }
-    }
-}
-
-/// A labelled select with the error for it, if any.
-fn select(
-    id: &str,
-    name: &str,
-    label: &str,
-    options: &[&str],
-    value: &str,
-    error: Option<&ApiError>,
-) -> Markup {
-    let reason = error.and_then(|e| e.reason_for(name));
-    let error_id = format!("{id}-error");
-    html! {
-        div {
-            label for=(id) { (label) }
-            select id=(id) name=(name) aria-invalid=[reason.map(|_| "true")]
-                aria-describedby=[reason.map(|_| error_id.as_str())] {
-                @for o in options { option value=(o) selected[*o == value] { (o) } }
-            }
-            @if let Some(reason) = reason { p.error id=(error_id) { (reason) } }
         }
     }
 }

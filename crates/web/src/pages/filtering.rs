@@ -7,8 +7,8 @@
 //! the API. A refused field is shown next to its input with what was
 //! typed, and nothing changes.
 
-use super::layout::{self, csrf_field, field, respond, Frame};
-use super::listeners::{checkbox, select};
+use super::form::{checkbox, field, labelled, select};
+use super::layout::{self, csrf_field, respond, Frame};
 use crate::api::filtering::{self, Filtering, Lists, RateLimits, Relay, Section};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -386,19 +386,16 @@ fn relay(ctx: &Ctx<'_>, now: &Relay) -> Markup {
     let current = Values::from([("domains".to_string(), now.domains.join("\n"))]);
     let v = ctx.values("relay-save", current);
     let error = ctx.error("relay-save");
-    let reason = error.and_then(|e| e.reason_for("domains"));
     html! {
         section.card #relay {
             h2 { "Relay domains" }
             p.small.muted { "Recipient domains smtp-mode listeners accept mail for; every other recipient gets 554. l4 listeners do not look at recipients." }
             (ctx.form("relay", "save", "Save relay domains", html! {
-                div {
-                    label for="relay-domains" { "Domains, one per line" }
+                (labelled("relay-domains", "domains", "Domains, one per line", error, |aria| html! {
                     textarea #relay-domains name="domains" rows="5" spellcheck="false"
-                        aria-invalid=[reason.map(|_| "true")]
-                        aria-describedby=[reason.map(|_| "relay-domains-error")] { (text(&v, "domains")) }
-                    @if let Some(reason) = reason { p.error #relay-domains-error { (reason) } }
-                }
+                        aria-invalid=[aria.invalid]
+                        aria-describedby=[aria.described_by] { (text(&v, "domains")) }
+                }))
             }))
         }
     }

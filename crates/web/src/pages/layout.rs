@@ -1,9 +1,8 @@
 //! The page frame: header (node, user, logout), the navigation, the main
-//! area; and small pieces the pages share (a labelled input with its
-//! error, a badge).
+//! area; and small pieces the pages share (the CSRF field, a badge).
+//! Form controls are in [`super::form`].
 
 use crate::auth::AuthUser;
-use crate::error::ApiError;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
@@ -135,30 +134,6 @@ pub(crate) fn page(frame: &Frame<'_>, title: &str, body: Markup) -> Markup {
 /// The hidden CSRF field of a form.
 pub(crate) fn csrf_field(user: &AuthUser) -> Markup {
     html! { input type="hidden" name="csrf" value=(user.csrf); }
-}
-
-/// A labelled input with the error for it, if any.
-pub(crate) fn field(
-    id: &str,
-    name: &str,
-    label: &str,
-    kind: &str,
-    value: &str,
-    error: Option<&ApiError>,
-) -> Markup {
-    let reason = error.and_then(|e| e.reason_for(name));
-    let error_id = format!("{id}-error");
-    html! {
-        div {
-            label for=(id) { (label) }
-            input id=(id) type=(kind) name=(name) value=(value)
-                aria-invalid=[reason.map(|_| "true")]
-                aria-describedby=[reason.map(|_| error_id.as_str())];
-            @if let Some(reason) = reason {
-                p.error id=(error_id) { (reason) }
-            }
-        }
-    }
 }
 
 /// A status word as a coloured badge (`up`, `down`, `drain`, ...).

@@ -5,7 +5,8 @@
 //! the small form pieces the policy pages share ([`select`], [`checkbox`],
 //! [`form_error`]).
 
-use super::layout::{self, csrf_field, field, respond, Frame};
+use super::form::{checkbox, field, form_error, select};
+use super::layout::{self, csrf_field, respond, Frame};
 use crate::api::listeners::{self, ListenerView};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -82,61 +83,6 @@ struct Refused {
     listener: Option<String>,
     form: ListenerForm,
     error: ApiError,
-}
-
-/// `error` with its field cut to the form input's name
-/// (`proxy_trusted[1]` → `proxy_trusted`, `dnsbl[0].weight` → `dnsbl`).
-pub(crate) fn form_error(mut error: ApiError) -> ApiError {
-    if let Some(field) = &error.field {
-        let cut = field
-            .find(['[', '.'])
-            .map_or(field.as_str(), |i| &field[..i]);
-        error.field = Some(cut.to_string());
-    }
-    error
-}
-
-/// A labelled `<select>` of `options` (value, label) with the error for it.
-pub(crate) fn select(
-    id: &str,
-    name: &str,
-    label: &str,
-    options: &[(&str, &str)],
-    value: &str,
-    error: Option<&ApiError>,
-) -> Markup {
-    let reason = error.and_then(|e| e.reason_for(name));
-    let error_id = format!("{id}-error");
-    html! {
-        div {
-            label for=(id) { (label) }
-            select id=(id) name=(name) aria-invalid=[reason.map(|_| "true")]
-                aria-describedby=[reason.map(|_| error_id.as_str())] {
-                @for (v, text) in options {
-                    option value=(v) selected[*v == value] { (text) }
-                }
-            }
-            @if let Some(reason) = reason { p.error id=(error_id) { (reason) } }
-        }
-    }
-}
-
-/// A labelled checkbox (sent as `on` when ticked) with the error for it.
-pub(crate) fn checkbox(
-    id: &str,
-    name: &str,
-    label: &str,
-    checked: bool,
-    error: Option<&ApiError>,
-) -> Markup {
-    let reason = error.and_then(|e| e.reason_for(name));
-    html! {
-        div.check {
-            input id=(id) type="checkbox" name=(name) checked[checked];
-            label for=(id) { (label) }
-            @if let Some(reason) = reason { p.error { (reason) } }
-        }
-    }
 }
 
 pub(crate) async fn page(State(state): State<AppState>, user: AuthUser) -> Response {
@@ -321,14 +267,6 @@ fn listener_form(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_form_error_names_the_input() {
-        let e = form_error(ApiError::invalid("proxy_trusted[1]", "bad"));
-        assert_eq!(e.reason_for("proxy_trusted"), Some("bad"));
-        let e = form_error(ApiError::invalid("dnsbl[0].weight", "bad"));
-        assert_eq!(e.field.as_deref(), Some("dnsbl"));
-    }
 
     #[test]
     fn the_form_becomes_policy_keys() {

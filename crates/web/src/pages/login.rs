@@ -1,7 +1,8 @@
 //! The login page, the first-boot setup page and logout. They call the
 //! same login and setup code as the API (`auth::login`, `api::setup`).
 
-use super::layout::{field, page, respond, Frame};
+use super::form::field;
+use super::layout::{page, respond, Frame};
 use crate::api::{setup, SetupRequest};
 use crate::auth::{self, AuthUser, ClientAddr, NewSession};
 use crate::error::ApiError;

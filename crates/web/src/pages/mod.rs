@@ -12,6 +12,7 @@ mod dashboard;
 mod diagnostics;
 mod dns_helper;
 mod filtering;
+mod form;
 mod host;
 mod layout;
 mod listeners;
@@ -20,6 +21,7 @@ mod logs;
 mod not_yet;
 mod setup;
 mod system;
+mod time;
 mod tracking;
 
 use crate::auth::{self, Access};

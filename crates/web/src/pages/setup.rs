@@ -7,8 +7,8 @@
 //! active-passive is a DNS and VRRP matter, so the form explains it and
 //! links to the DNS helper and the Cluster page instead of asking.
 
-use super::layout::{self, csrf_field, field, respond, Frame};
-use super::listeners::select;
+use super::form::{field, select};
+use super::layout::{self, csrf_field, respond, Frame};
 use crate::api::setup_policy::{self, PatternServer, PolicyPattern, DEFAULT_BIND, MAX_SERVERS};
 use crate::auth::AuthUser;
 use crate::error::ApiError;

@@ -6,7 +6,8 @@
 //! [`crate::api::users`]).
 
 use super::dashboard::duration;
-use super::layout::{self, csrf_field, field, respond, Frame};
+use super::form::field;
+use super::layout::{self, csrf_field, respond, Frame};
 use crate::api::system::{self, PasswordChange};
 use crate::api::users::{self, NewUser};
 use crate::api::ApiJson;

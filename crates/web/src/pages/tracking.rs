@@ -5,8 +5,9 @@
 //! transaction, its recipients and replies, its full verdict trail, TLS,
 //! size, backend and timings. Only smtp-mode listeners record sessions.
 
-use super::layout::{self, badge, field, respond, Frame};
-use super::listeners::select;
+use super::form::{field, select};
+use super::layout::{self, badge, respond, Frame};
+use super::time::{civil_from_days, days_from_civil};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -324,29 +325,6 @@ fn parse_utc(text: &str) -> Option<i64> {
     let s = t.next().flatten().unwrap_or(0);
     let valid = (1..=12).contains(&m) && (1..=31).contains(&day) && h < 24 && min < 60 && s < 60;
     valid.then(|| (days_from_civil(y, m, day) * 86_400 + h * 3600 + min * 60 + s) * 1000)
-}
-
-/// Hinnant's `days_from_civil` (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
