@@ -235,6 +235,16 @@ impl Fake {
     async fn send(&mut self, f: &Frame) {
         frame::write_frame(&mut self.wr, f).await.unwrap();
     }
+    /// Sends this build's Hello as node `node` called `name`.
+    async fn hello(&mut self, node: mxgate_store::NodeId, name: &str) {
+        self.send(&Frame::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            schema_version: SCHEMA,
+            node,
+            name: name.into(),
+        })
+        .await;
+    }
     /// Next frame that is not a keepalive ping.
     async fn recv(&mut self) -> Option<Frame> {
         loop {
@@ -363,13 +373,7 @@ async fn a_replayed_batch_closes_the_connection_and_changes_nothing_more() {
     let (mut fake, task, ctx) = fake_pair(&a);
     fake.recv().await.unwrap();
     let peer = p.store.sync_node_id().unwrap();
-    fake.send(&Frame::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        schema_version: SCHEMA,
-        node: peer,
-        name: "gw-b".into(),
-    })
-    .await;
+    fake.hello(peer, "gw-b").await;
     let changes = Frame::Changes {
         epoch: 0,
         after_seq: 0,
@@ -402,13 +406,7 @@ async fn a_truncated_frame_closes_the_connection_and_the_store_is_unchanged() {
     let before = dump(&a.store);
     let (mut fake, task, ctx) = fake_pair(&a);
     fake.recv().await.unwrap();
-    fake.send(&Frame::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        schema_version: SCHEMA,
-        node: p.store.sync_node_id().unwrap(),
-        name: "gw-b".into(),
-    })
-    .await;
+    fake.hello(p.store.sync_node_id().unwrap(), "gw-b").await;
     let bytes = frame::encode(&Frame::Changes {
         epoch: 0,
         after_seq: 0,
@@ -437,13 +435,7 @@ async fn a_batch_for_a_node_local_table_is_refused_whole() {
     batch.changes.push(bad);
     let (mut fake, task, _ctx) = fake_pair(&a);
     fake.recv().await.unwrap();
-    fake.send(&Frame::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        schema_version: SCHEMA,
-        node: p.store.sync_node_id().unwrap(),
-        name: "gw-b".into(),
-    })
-    .await;
+    fake.hello(p.store.sync_node_id().unwrap(), "gw-b").await;
     fake.send(&Frame::Changes {
         epoch: 0,
         after_seq: 0,
@@ -463,13 +455,7 @@ async fn a_silent_peer_is_taken_for_gone_and_a_pinging_one_is_not() {
     let a = node();
     let (mut fake, task, ctx) = fake_pair(&a);
     fake.recv().await.unwrap();
-    fake.send(&Frame::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        schema_version: SCHEMA,
-        node: mxgate_store::NodeId(5),
-        name: "gw-b".into(),
-    })
-    .await;
+    fake.hello(mxgate_store::NodeId(5), "gw-b").await;
     // Pinging for 30 s keeps the session up.
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -514,13 +500,7 @@ async fn a_peer_with_this_nodes_id_and_name_is_refused() {
     let a = node();
     let (mut fake, task, _ctx) = fake_pair(&a);
     fake.recv().await.unwrap();
-    fake.send(&Frame::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        schema_version: SCHEMA,
-        node: a.store.sync_node_id().unwrap(),
-        name: "gw-a".into(),
-    })
-    .await;
+    fake.hello(a.store.sync_node_id().unwrap(), "gw-a").await;
     match fake.recv().await {
         Some(Frame::Error { text }) => assert!(text.contains("this node's id"), "{text}"),
         other => panic!("{other:?}"),
@@ -535,13 +515,7 @@ async fn of_two_nodes_with_one_id_the_first_name_draws_a_new_id() {
         let before = a.store.sync_node_id().unwrap();
         let (mut fake, task, _ctx) = fake_pair(&a);
         fake.recv().await.unwrap();
-        fake.send(&Frame::Hello {
-            protocol_version: PROTOCOL_VERSION,
-            schema_version: SCHEMA,
-            node: before,
-            name: peer_name.into(),
-        })
-        .await;
+        fake.hello(before, peer_name).await;
         assert!(matches!(task.await.unwrap(), Err(SessionError::Closed)));
         let after = a.store.sync_node_id().unwrap();
         assert_eq!(after != before, redraws, "gw-a against {peer_name}");
