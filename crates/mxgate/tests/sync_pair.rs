@@ -10,7 +10,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::gateway::{mxgate_output, smtp_policy, Gateway, Sink, SmtpClient};
-use support::sync::{peer_up, refused, with_domains};
+use support::sync::{peer_up, wait_refused_both_ways, with_domains};
 use support::{free_addr, poll};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -58,17 +58,7 @@ fn pair(policy: &str) -> Pair {
     let mut b =
         Gateway::start_with_node_extra("gw-b", policy, &sync_section(b_sync, a_sync, NO_PIN));
     // Unpinned keys: refused on both sides, never up.
-    let both_refused = poll(WAIT, || {
-        (refused(&a, b_sync) > 0.0 && refused(&b, a_sync) > 0.0).then_some(())
-    });
-    assert!(
-        both_refused.is_some(),
-        "A:\n{}\nB:\n{}",
-        a.metrics_text(),
-        b.metrics_text()
-    );
-    assert_eq!(a.metric(&peer_up(b_sync)), Some(0.0));
-    assert_eq!(b.metric(&peer_up(a_sync)), Some(0.0));
+    wait_refused_both_ways(&a, a_sync, &b, b_sync, WAIT);
     // The last error alternates between the two sides' messages: poll.
     let named = poll(WAIT, || {
         (a.status().contains("not the pinned key") || b.status().contains("not the pinned key"))
@@ -158,16 +148,8 @@ fn a_sender_greylisted_on_a_is_accepted_through_b_after_the_delay() {
     p.a.wait_metric(backend_up, 1.0, WAIT);
     // Only A listens: the first attempt is A's.
     p.b.proc.stop();
-    let mut c = SmtpClient::connect(bind).unwrap();
-    assert!(c.reply().unwrap().starts_with("220"));
-    assert!(c.command("EHLO client.test").unwrap().starts_with("250"));
-    assert!(c
-        .command("MAIL FROM:<alice@client.test>")
-        .unwrap()
-        .starts_with("250"));
-    let r = c.command("RCPT TO:<bob@example.test>").unwrap();
+    let r = rcpt_reply(bind);
     assert!(r.starts_with("451 4.7.1"), "{r}");
-    c.command("QUIT").unwrap();
     let deferred_at = std::time::Instant::now();
     // B comes back and receives the triplet; then only B listens.
     p.b.restart();
@@ -183,6 +165,17 @@ fn a_sender_greylisted_on_a_is_accepted_through_b_after_the_delay() {
     if let Some(left) = Duration::from_millis(2_500).checked_sub(deferred_at.elapsed()) {
         std::thread::sleep(left);
     }
+    let r = rcpt_reply(bind);
+    assert!(
+        r.starts_with("250"),
+        "retry through B after the delay: {r}\n{}",
+        p.b.proc.output()
+    );
+}
+
+/// The reply to `RCPT TO:<bob@example.test>` in a session of
+/// alice@client.test through `bind` (then QUIT).
+fn rcpt_reply(bind: SocketAddr) -> String {
     let mut c = SmtpClient::connect(bind).unwrap();
     assert!(c.reply().unwrap().starts_with("220"));
     assert!(c.command("EHLO client.test").unwrap().starts_with("250"));
@@ -191,12 +184,8 @@ fn a_sender_greylisted_on_a_is_accepted_through_b_after_the_delay() {
         .unwrap()
         .starts_with("250"));
     let r = c.command("RCPT TO:<bob@example.test>").unwrap();
-    assert!(
-        r.starts_with("250"),
-        "retry through B after the delay: {r}\n{}",
-        p.b.proc.output()
-    );
     c.command("QUIT").unwrap();
+    r
 }
 
 /// Creates greylist triplets `range` in the store of `data_dir` (the

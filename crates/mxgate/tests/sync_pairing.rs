@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use support::gateway::{mxgate_output, smtp_policy, Gateway, Sink};
-use support::sync::{peer_up, refused, wait_same, with_domains};
+use support::sync::{peer_up, refused, wait_refused_both_ways, wait_same, with_domains};
 use support::{free_addr, poll, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -65,16 +65,7 @@ fn pair_and_join_pair_two_running_boxes_once() {
     let b = Gateway::start_with_node_extra("gw-b", &policy, &sync_section(b_sync, a_sync));
 
     // No peer_key and no pairing: refused on both sides.
-    let both_refused = poll(WAIT, || {
-        (refused(&a, b_sync) > 0.0 && refused(&b, a_sync) > 0.0).then_some(())
-    });
-    assert!(
-        both_refused.is_some(),
-        "A:\n{}\nB:\n{}",
-        a.metrics_text(),
-        b.metrics_text()
-    );
-    assert_eq!(a.metric(&peer_up(b_sync)), Some(0.0));
+    wait_refused_both_ways(&a, a_sync, &b, b_sync, WAIT);
 
     let code = pair_code(&a.data_dir());
     assert!(a.data_dir().join("pairing").exists());

@@ -18,6 +18,31 @@ pub fn refused(gw: &Gateway, peer: SocketAddr) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until `a` (sync address `a_sync`) and `b` (`b_sync`) have each
+/// refused the other at least once, and checks neither shows the peer up.
+///
+/// # Panics
+/// After `wait`, with both metrics pages.
+pub fn wait_refused_both_ways(
+    a: &Gateway,
+    a_sync: SocketAddr,
+    b: &Gateway,
+    b_sync: SocketAddr,
+    wait: Duration,
+) {
+    let both_refused = poll(wait, || {
+        (refused(a, b_sync) > 0.0 && refused(b, a_sync) > 0.0).then_some(())
+    });
+    assert!(
+        both_refused.is_some(),
+        "A:\n{}\nB:\n{}",
+        a.metrics_text(),
+        b.metrics_text()
+    );
+    assert_eq!(a.metric(&peer_up(b_sync)), Some(0.0));
+    assert_eq!(b.metric(&peer_up(a_sync)), Some(0.0));
+}
+
 /// `mxgate policy export` of `gw`'s store.
 pub fn export(gw: &Gateway) -> String {
     let (code, out) = mxgate_output(&[

@@ -139,16 +139,9 @@ impl Store {
     /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn sync_pending(&self, peer: NodeId) -> Result<u64, StoreError> {
         self.with_conn(|conn| {
-            let acked: Option<i64> = conn
-                .query_row(
-                    "SELECT acked_seq FROM sync_peers WHERE node = ?1",
-                    [to_sql(peer.0)],
-                    |r| r.get(0),
-                )
-                .optional()?;
             let n: i64 = conn.query_row(
                 "SELECT count(*) FROM sync_log WHERE seq > ?1",
-                [acked.unwrap_or(0)],
+                [acked_seq(conn, peer)?],
                 |r| r.get(0),
             )?;
             Ok(from_sql(n))
@@ -161,16 +154,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn sync_peer_acked(&self, peer: NodeId) -> Result<u64, StoreError> {
-        self.with_conn(|conn| {
-            let acked: Option<i64> = conn
-                .query_row(
-                    "SELECT acked_seq FROM sync_peers WHERE node = ?1",
-                    [to_sql(peer.0)],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(acked.map_or(0, from_sql))
-        })
+        self.with_conn(|conn| Ok(from_sql(acked_seq(conn, peer)?)))
     }
 
     /// Deletes the tombstones every known peer has acknowledged; and,
@@ -211,6 +195,18 @@ impl Store {
     pub fn sync_max_skew_ms(&self) -> Option<i64> {
         self.sync_state().max_skew_ms()
     }
+}
+
+/// The log position `peer` acknowledged, 0 when it never did.
+fn acked_seq(conn: &Connection, peer: NodeId) -> rusqlite::Result<i64> {
+    let acked: Option<i64> = conn
+        .query_row(
+            "SELECT acked_seq FROM sync_peers WHERE node = ?1",
+            [to_sql(peer.0)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(acked.unwrap_or(0))
 }
 
 /// This node's id, from `sync_node`.
